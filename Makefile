@@ -1,0 +1,38 @@
+# The README's two commands: `make run` and `make test`. Both start from a fresh
+# clone: they create .venv, install adc with its test dependencies, build the
+# Cython extensions, then run.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test build deps bench bench-quick clean
+
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+
+deps: $(STAMP)
+$(STAMP): $(VENV)/bin/python pyproject.toml setup.py scripts/install-deps
+	scripts/install-deps
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# the extensions are rebuilt in place whenever a .pyx/.pxd changed
+build: deps
+	$(BIN)/python setup.py -q build_ext --inplace
+
+run: build
+	$(BIN)/adcd --demo
+
+test: build
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench: build
+	$(BIN)/python perf/bench.py --full
+
+bench-quick: build
+	$(BIN)/python perf/bench.py --quick
+
+clean:
+	rm -rf build $(VENV) adc/_fastpath/*.c adc/_fastpath/*.so *.egg-info

@@ -1,0 +1,1 @@
+"""adc.config: load, validate and compile adc.yaml; keep its revisions."""

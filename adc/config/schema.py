@@ -1,0 +1,225 @@
+"""adc.config.schema: the shape of adc.yaml, as pydantic models that refuse unknown keys.
+
+Only shape and per-field ranges live here. Checks that need the whole file
+(references, duplicates, shadowed routes) live in adc.config.semantic, so that
+every error of a file can be reported at once with its line.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$")
+_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(v: Any) -> float:
+    """'500ms' -> 0.5; a bare number is seconds. Refuses negatives and garbage."""
+    if isinstance(v, bool):
+        raise ValueError("expected a duration like 500ms, 2s or 1m")
+    if isinstance(v, (int, float)):
+        if v < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(v)
+    if isinstance(v, str):
+        m = _DURATION.match(v)
+        if m:
+            return float(m.group(1)) * _UNIT[m.group(2) or "s"]
+    raise ValueError(f"expected a duration like 500ms, 2s or 1m (got {v!r})")
+
+
+def format_duration(v: float) -> str:
+    """The inverse of parse_duration, so `config show` round-trips through `diff`."""
+    for unit, scale in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
+        n = v / scale
+        if n >= 1 and abs(n - round(n)) < 1e-9:
+            return f"{int(round(n))}{unit}"
+    return f"{round(v * 1e6)}us"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json-unless-none"),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": _DURATION.pattern}, {"type": "number", "minimum": 0}],
+         "description": "a duration: 500ms, 2s, 1m, 1h, or a number of seconds"}
+    ),
+]
+
+
+def _ip(v: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(str(v)))
+    except ValueError:
+        raise ValueError(f"not an IP address: {v!r}") from None
+
+
+IPAddress = Annotated[str, BeforeValidator(_ip)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------- global
+class AccessLog(Strict):
+    path: str = "stderr"
+    format: Literal["haproxy", "combined", "json"] = "haproxy"
+
+
+class Global(Strict):
+    workers: Union[Literal["auto"], Annotated[int, Field(ge=1, le=256)]] = "auto"
+    admin_socket: str = "/run/adc/adcd.sock"
+    state_dir: str = "/var/lib/adc"
+    access_log: Optional[AccessLog] = None
+    drain_timeout: Duration = 30.0
+    log_level: Literal["debug", "info", "notice", "warning", "error"] = "info"
+
+
+# ------------------------------------------------------------------- monitors
+class Monitor(Strict):
+    name: Name
+    type: Literal["tcp", "http", "https", "tls", "udp", "dns"]
+    interval: Duration = 1.0
+    timeout: Duration = 0.5
+    rise: Annotated[int, Field(ge=1, le=100)] = 2
+    fall: Annotated[int, Field(ge=1, le=100)] = 2
+    jitter: Duration = 0.0
+    port: Optional[Port] = None
+    # http / https
+    method: str = "GET"
+    path: str = "/"
+    host: Optional[str] = None
+    headers: dict[str, str] = {}
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = [200]
+    expect_body: Optional[str] = None
+    sni: Optional[str] = None
+    verify: bool = False
+    # tcp / udp send-expect
+    send: Optional[str] = None
+    expect: Optional[str] = None
+    # dns
+    query_name: Optional[str] = None
+    query_type: str = "A"
+    expect_rcode: str = "NOERROR"
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> "Monitor":
+        if self.timeout > self.interval:
+            raise ValueError("timeout must not exceed interval")
+        return self
+
+
+# ---------------------------------------------------------------------- pools
+Algorithm = Literal[
+    "round_robin", "weighted_round_robin", "least_connections", "random_two", "source_hash", "maglev"
+]
+
+
+class Member(Strict):
+    address: IPAddress
+    port: Port
+    weight: Annotated[int, Field(ge=0, le=256)] = 1
+    backup: bool = False
+    state: Literal["enabled", "drain", "maint"] = "enabled"
+    max_connections: Optional[Annotated[int, Field(ge=1)]] = None
+    monitor_port: Optional[Port] = None
+    monitor_address: Optional[IPAddress] = None
+
+    @property
+    def key(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+class Pool(Strict):
+    name: Name
+    algorithm: Algorithm = "round_robin"
+    monitor: Optional[Name] = None
+    members: list[Member] = []
+    hash_key: Literal["source", "five_tuple"] = "source"
+    proxy_protocol: Optional[Literal["v1", "v2"]] = None
+    slow_start: Duration = 0.0
+    connect_timeout: Duration = 3.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+
+# ----------------------------------------------------------------------- vips
+class RouteMatch(Strict):
+    host: Optional[str] = None
+    path: Optional[str] = None
+    path_prefix: Optional[str] = None
+    path_regex: Optional[str] = None
+    method: Optional[Union[str, list[str]]] = None
+    header: Optional[dict[str, Optional[str]]] = None
+    query: Optional[dict[str, Optional[str]]] = None
+
+    @field_validator("path_regex")
+    @classmethod
+    def _compiles(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"bad regular expression: {e}") from None
+        return v
+
+
+class Route(Strict):
+    name: Optional[Name] = None
+    match: RouteMatch = RouteMatch()
+    pool: Optional[Name] = None
+
+
+class VipTls(Strict):
+    certificates: list[Name] = Field(min_length=1)
+    profile: Literal["intermediate", "modern", "custom"] = "intermediate"
+    client_auth: Literal["none", "optional", "required"] = "none"
+    ca: Optional[str] = None
+
+
+class Vip(Strict):
+    name: Name
+    address: IPAddress
+    port: Port
+    protocol: Literal["tcp", "udp", "http", "https"]
+    default_pool: Optional[Name] = None
+    routes: list[Route] = []
+    tls: Optional[VipTls] = None
+    max_connections: Optional[Annotated[int, Field(ge=1)]] = None
+    idle_timeout: Optional[Duration] = None
+    udp_flow_limit: Annotated[int, Field(ge=1)] = 65536
+    udp_one_shot: bool = False
+
+
+class Certificate(Strict):
+    name: Name
+    cert: str
+    key: str
+    chain: Optional[str] = None
+
+
+class Config(Strict):
+    global_: Global = Field(default_factory=Global, alias="global")
+    monitors: list[Monitor] = []
+    certificates: list[Certificate] = []
+    pools: list[Pool] = []
+    vips: list[Vip] = []
+
+
+def json_schema() -> dict:
+    return Config.model_json_schema(by_alias=True)

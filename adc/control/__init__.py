@@ -1,0 +1,1 @@
+"""adc.control: the supervisor: workers, listening sockets, transactional apply, the API and stats."""

@@ -1,0 +1,1 @@
+"""adc.health: active health checks and member states."""

@@ -1,0 +1,26 @@
+"""Build the Cython fast path; everything else is declared in pyproject.toml."""
+import glob
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+
+ext = [
+    Extension(
+        "adc._fastpath." + os.path.splitext(os.path.basename(p))[0],
+        [p],
+        extra_compile_args=["-O2", "-Wno-unused-function"],
+    )
+    for p in sorted(glob.glob("adc/_fastpath/*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        ext,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
+    ),
+    packages=find_packages(include=["adc", "adc.*"]) + ["adcctl"],
+    package_dir={"adcctl": "cli/adcctl"},
+    package_data={"adc._fastpath": ["*.pxd", "includes/*.pxd"]},
+)
