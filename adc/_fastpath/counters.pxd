@@ -1,5 +1,17 @@
 from libc.stdint cimport uint64_t
 
+# fields of a slot; adc.control.stats names them for the API
+cpdef enum Field:
+    CONN_TOTAL = 0
+    CONN_ACTIVE = 1
+    BYTES_IN = 2
+    BYTES_OUT = 3
+    REQUESTS = 4
+    ERRORS = 5
+    REFUSED = 6
+    TIMEOUTS = 7
+    NFIELDS = 8
+
 cdef class CounterRegion:
     cdef uint64_t *base
     cdef Py_ssize_t nslots

@@ -11,16 +11,6 @@ import mmap
 
 from libc.stdint cimport uint64_t
 
-# fields of a slot; keep in step with adc.control.counters.FIELDS
-CONN_TOTAL = 0
-CONN_ACTIVE = 1
-BYTES_IN = 2
-BYTES_OUT = 3
-REQUESTS = 4
-ERRORS = 5
-REFUSED = 6
-TIMEOUTS = 7
-NFIELDS = 8
 DEFAULT_SLOTS = 4096
 
 
@@ -84,3 +74,8 @@ cdef class CounterRegion:
         self.base = NULL
         self.nslots = 0
         self._mm.close()
+
+
+# API names of the fields, in slot order
+FIELD_NAMES = ("conn_total", "conn_active", "bytes_in", "bytes_out",
+               "requests", "errors", "refused", "timeouts")

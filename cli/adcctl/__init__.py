@@ -1,0 +1,1 @@
+"""adcctl: the command line of adc, over the control API of adcd."""
