@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
@@ -22,31 +24,38 @@ from pydantic import (
 )
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$")
-_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_UNIT = {"us": Fraction(1, 1000000), "ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60),
+         "h": Fraction(3600), "d": Fraction(86400)}
 
 
 def parse_duration(v: Any) -> float:
-    """'500ms' -> 0.5; a bare number is seconds. Refuses negatives and garbage."""
+    """'500ms' -> 0.5; a bare number is seconds. Refuses negatives, infinities and garbage."""
     if isinstance(v, bool):
         raise ValueError("expected a duration like 500ms, 2s or 1m")
     if isinstance(v, (int, float)):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a duration like 500ms, 2s or 1m (got {v!r})")
         if v < 0:
             raise ValueError("a duration cannot be negative")
         return float(v)
     if isinstance(v, str):
         m = _DURATION.match(v)
         if m:
-            return float(m.group(1)) * _UNIT[m.group(2) or "s"]
+            # exact arithmetic, so "300ms" is the same float as 0.3 and format_duration round-trips
+            return float(Fraction(m.group(1)) * _UNIT[m.group(2) or "s"])
     raise ValueError(f"expected a duration like 500ms, 2s or 1m (got {v!r})")
 
 
 def format_duration(v: float) -> str:
     """The inverse of parse_duration, so `config show` round-trips through `diff`."""
-    for unit, scale in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
-        n = v / scale
-        if n >= 1 and abs(n - round(n)) < 1e-9:
-            return f"{int(round(n))}{unit}"
-    return f"{round(v * 1e6)}us"
+    if v == 0:
+        return "0s"
+    for unit in ("d", "h", "m", "s", "ms", "us"):
+        n = round(v / float(_UNIT[unit]))
+        if n >= 1 and parse_duration(f"{n}{unit}") == v:
+            return f"{n}{unit}"
+    # not a whole number of any unit: the shortest decimal that parses back to v
+    return format(Decimal(repr(float(v))), "f") + "s"
 
 
 Duration = Annotated[
