@@ -1,8 +1,10 @@
-"""adc.lb.round_robin: each usable member in turn."""
+"""adc.lb.round_robin: each usable member in turn, weights ignored."""
 from __future__ import annotations
 
 
 class RoundRobin:
+    name = "round_robin"
+
     def __init__(self, members: list):
         self.members = members
         self._next = 0
