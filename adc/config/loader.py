@@ -158,7 +158,7 @@ def _parse_yaml(text: str, path: str) -> tuple[Any, Optional[ConfigError]]:
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else 1
-        what = " ".join(str(x).strip() for x in (e.context, e.problem) if x)
+        what = ": ".join(str(x).strip() for x in (e.context, e.problem) if x)
         first = what.splitlines()[0] if what else "syntax error"
         if "duplicate key" in what:
             first = f"duplicate key {_dup_key(what)!s}".rstrip()
@@ -508,7 +508,7 @@ def _show(v: Any) -> str:
     if isinstance(v, dict):
         return "a mapping"
     if isinstance(v, list):
-        return "a list"
+        return "a list" if v else "an empty list"
     if v is None:
         return "nothing"
     if isinstance(v, bool):
