@@ -158,10 +158,16 @@ def _parse_yaml(text: str, path: str) -> tuple[Any, Optional[ConfigError]]:
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else 1
-        what = ": ".join(str(x).strip() for x in (e.context, e.problem) if x)
-        first = what.splitlines()[0] if what else "syntax error"
-        if "duplicate key" in what:
-            first = f"duplicate key {_dup_key(what)!s}".rstrip()
+        problem = (str(e.problem).strip() if e.problem else "syntax error").splitlines()[0]
+        first = problem
+        if e.context:
+            cm = e.context_mark
+            if cm is not None and mark is not None and cm.line != mark.line:
+                first = f"{problem} ({str(e.context).strip()} that starts at line {cm.line + 1})"
+            else:
+                first = f"{problem} ({str(e.context).strip()})"
+        if "duplicate key" in str(e):
+            first = f"duplicate key {_dup_key(str(e))}".rstrip()
         return None, ConfigError(path, line, "", f"invalid YAML: {first}")
     except YAMLError as e:
         return None, ConfigError(path, 1, "", f"invalid YAML: {str(e).splitlines()[0] if str(e) else e!r}")
