@@ -135,7 +135,7 @@ def history() -> None:
         cur = a.get("current")
         return grid(
             ("", "REV", "TIME", "SOURCE", "COMMENT"),
-            [("*" if r.get("revision") == cur else "", r.get("revision"), human_time(r.get("time")),
+            [("*" if r.get("revision") == cur else " ", r.get("revision"), human_time(r.get("time")),
               r.get("source"), r.get("comment")) for r in a.get("revisions") or [] if isinstance(r, dict)],
         )
 

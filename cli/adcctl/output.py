@@ -77,7 +77,9 @@ def emit(data: Any, table: Callable[[Any], Any]) -> None:
     else:
         out = table(data)
         c = None
-        for r in out if isinstance(out, (list, tuple)) else [out]:
+        for i, r in enumerate(out if isinstance(out, (list, tuple)) else [out]):
+            if i:
+                click.echo()  # a blank line between a show's sections
             if isinstance(r, str):
                 click.echo(r)  # plain text: never parsed as rich markup ("[fe80::1]:80" is not a tag)
                 continue
