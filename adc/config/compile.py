@@ -26,6 +26,7 @@ from adc.config.plan import (
     listener_key,
 )
 from adc.config.schema import Config, Route, Vip
+from adc.l7.compile import http_plan, route_fields
 
 ADMIN_STATES = ("enabled", "drain", "maint")
 HEALTH_STATES = ("up", "down")
@@ -196,6 +197,7 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
             routes=[_route(v, i, r) for i, r in enumerate(v.routes)],
             tls=tls, max_connections=v.max_connections, idle_timeout=v.idle_timeout,
             udp_flow_limit=v.udp_flow_limit, udp_one_shot=v.udp_one_shot,
+            http=http_plan(v),
             slot=slots.slot(vip_key(v.name)),
         ))
 
@@ -222,4 +224,5 @@ def _route(v: Vip, i: int, r: Route) -> RoutePlan:
         # header names are case-insensitive: the router compares them lower-cased
         headers={k.lower(): val for k, val in m.header.items()} if m.header is not None else None,
         query=dict(m.query) if m.query is not None else None,
+        **route_fields(v, r),
     )

@@ -36,6 +36,44 @@ class PoolPlan(msgspec.Struct, kw_only=True):
     slot: int = 0
 
 
+class HeaderOpsPlan(msgspec.Struct, kw_only=True):
+    add: list[tuple[str, str]] = []
+    set: list[tuple[str, str]] = []
+    remove: list[str] = []
+
+
+class RedirectPlan(msgspec.Struct, kw_only=True):
+    status: int = 302
+    scheme: Optional[str] = None
+    host: Optional[str] = None
+    port: Optional[int] = None
+    path: Optional[str] = None
+    prefix: Optional[str] = None
+    keep_query: bool = True
+
+
+class FixedResponsePlan(msgspec.Struct, kw_only=True):
+    status: int = 200
+    body: str = ""
+    content_type: str = "text/plain"
+    headers: list[tuple[str, str]] = []
+
+
+class RewritePlan(msgspec.Struct, kw_only=True):
+    strip_prefix: Optional[str] = None
+    path_regex: Optional[str] = None
+    path_replace: str = ""
+
+
+class PersistencePlan(msgspec.Struct, kw_only=True):
+    type: str                     # cookie | source | header | cookie_hash
+    cookie: str = "ADCSRV"
+    mode: str = "insert"          # insert | rewrite | prefix
+    header: Optional[str] = None
+    secret: str = ""              # HMAC key of cookie persistence
+    max_age: Optional[float] = None
+
+
 class RoutePlan(msgspec.Struct, kw_only=True):
     name: str
     pool: Optional[str] = None
@@ -46,6 +84,14 @@ class RoutePlan(msgspec.Struct, kw_only=True):
     methods: Optional[list[str]] = None
     headers: Optional[dict[str, Optional[str]]] = None
     query: Optional[dict[str, Optional[str]]] = None
+    # L7 actions and edits (adc.l7); a route with none of pool/split/redirect/respond uses default_pool
+    split: Optional[list[tuple[str, int]]] = None          # (pool, weight)
+    redirect: Optional[RedirectPlan] = None
+    respond: Optional[FixedResponsePlan] = None
+    rewrite: Optional[RewritePlan] = None
+    request_headers: Optional[HeaderOpsPlan] = None
+    response_headers: Optional[HeaderOpsPlan] = None
+    persistence: Optional[PersistencePlan] = None
 
 
 class TlsPlan(msgspec.Struct, kw_only=True):
@@ -54,6 +100,30 @@ class TlsPlan(msgspec.Struct, kw_only=True):
     profile: str = "intermediate"
     client_auth: str = "none"
     ca: Optional[str] = None
+
+
+class HttpPlan(msgspec.Struct, kw_only=True):
+    """L7 settings of an http/https VIP (adc.l7); defaults are the schema's."""
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 60.0
+    connect_timeout: Optional[float] = None
+    response_timeout: float = 60.0
+    total_timeout: Optional[float] = None
+    tunnel_timeout: float = 3600.0
+    max_request_line: int = 8192
+    max_header_size: int = 32768
+    max_header_count: int = 100
+    max_body_size: Optional[int] = None
+    x_forwarded: bool = True
+    forwarded: bool = False
+    request_id: Optional[str] = "X-Request-ID"
+    request_headers: Optional[HeaderOpsPlan] = None
+    response_headers: Optional[HeaderOpsPlan] = None
+    error_pages: dict[int, str] = {}       # status -> body (read from the file at compile time)
+    persistence: Optional[PersistencePlan] = None
+    retry_on: list[str] = msgspec.field(default_factory=lambda: ["connect"])
+    max_idle_per_member: int = 64
+    member_idle_timeout: float = 15.0
 
 
 class VipPlan(msgspec.Struct, kw_only=True):
@@ -69,6 +139,7 @@ class VipPlan(msgspec.Struct, kw_only=True):
     idle_timeout: Optional[float] = None
     udp_flow_limit: int = 65536
     udp_one_shot: bool = False
+    http: Optional[HttpPlan] = None
     slot: int = 0
 
 

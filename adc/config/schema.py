@@ -188,10 +188,122 @@ class RouteMatch(Strict):
         return v
 
 
+# ------------------------------------------------------------- L7 (http, https)
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+
+
+class HeaderOps(Strict):
+    """Request or response header edits, applied in the order remove, set, add."""
+    add: dict[HeaderName, str] = {}
+    set: dict[HeaderName, str] = {}
+    remove: list[HeaderName] = []
+
+
+class Redirect(Strict):
+    """Answer a redirect; unset parts keep the request's (query kept unless keep_query is false)."""
+    status: Literal[301, 302, 303, 307, 308] = 302
+    scheme: Optional[Literal["http", "https"]] = None
+    host: Optional[str] = None
+    port: Optional[Port] = None
+    path: Optional[str] = None
+    prefix: Optional[str] = None          # replace the matched path_prefix with this
+    keep_query: bool = True
+
+
+class FixedResponse(Strict):
+    status: Annotated[int, Field(ge=200, le=599)] = 200
+    body: str = ""
+    content_type: str = "text/plain"
+    headers: dict[HeaderName, str] = {}
+
+
+class Split(Strict):
+    pool: Name
+    weight: Annotated[int, Field(ge=0, le=10000)]
+
+
+class Rewrite(Strict):
+    strip_prefix: Optional[str] = None
+    path_regex: Optional[str] = None
+    path_replace: str = ""
+
+    @field_validator("path_regex")
+    @classmethod
+    def _compiles(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"bad regular expression: {e}") from None
+        return v
+
+
+class Persistence(Strict):
+    """cookie: a signed cookie names the member (insert, rewrite or prefix the app's cookie);
+    source/header/cookie_hash: the member comes from hashing the client address, a header, or a cookie."""
+    type: Literal["cookie", "source", "header", "cookie_hash"]
+    cookie: str = "ADCSRV"
+    mode: Literal["insert", "rewrite", "prefix"] = "insert"
+    header: Optional[HeaderName] = None
+    secret: Optional[str] = None
+    max_age: Optional[Duration] = None
+
+    @model_validator(mode="after")
+    def _needs_header(self) -> "Persistence":
+        if self.type == "header" and not self.header:
+            raise ValueError("persistence type header needs `header`")
+        return self
+
+
+class HttpTimeouts(Strict):
+    header: Duration = 10.0           # whole request head, from its first byte (slowloris)
+    keepalive: Duration = 60.0        # idle client between requests
+    connect: Optional[Duration] = None  # to a member; unset: the pool's connect_timeout
+    response: Duration = 60.0         # member silent while a request is in flight
+    total: Optional[Duration] = None  # one whole exchange
+    tunnel: Duration = 3600.0         # idle WebSocket / upgraded tunnel
+
+
+class HttpLimits(Strict):
+    request_line: Annotated[int, Field(ge=64, le=1048576)] = 8192
+    header_size: Annotated[int, Field(ge=256, le=1048576)] = 32768
+    header_count: Annotated[int, Field(ge=1, le=10000)] = 100
+    body_size: Optional[Annotated[int, Field(ge=0)]] = None
+
+
+class HttpVip(Strict):
+    timeouts: HttpTimeouts = HttpTimeouts()
+    limits: HttpLimits = HttpLimits()
+    x_forwarded: bool = True              # X-Forwarded-For/-Proto/-Host
+    forwarded: bool = False               # RFC 7239 Forwarded as well
+    request_id: Optional[HeaderName] = "X-Request-ID"   # passed through or generated; null: off
+    request_headers: Optional[HeaderOps] = None
+    response_headers: Optional[HeaderOps] = None
+    error_pages: dict[Annotated[int, Field(ge=400, le=599)], str] = {}   # status -> file with the body
+    persistence: Optional[Persistence] = None
+    retry_on: list[Literal["connect", "502", "503", "504"]] = ["connect"]
+    max_idle_per_member: Annotated[int, Field(ge=0, le=100000)] = 64
+    member_idle_timeout: Duration = 15.0
+
+
 class Route(Strict):
     name: Optional[Name] = None
     match: RouteMatch = RouteMatch()
     pool: Optional[Name] = None
+    split: Optional[list[Split]] = Field(default=None, min_length=1)
+    redirect: Optional[Redirect] = None
+    respond: Optional[FixedResponse] = None
+    rewrite: Optional[Rewrite] = None
+    request_headers: Optional[HeaderOps] = None
+    response_headers: Optional[HeaderOps] = None
+    persistence: Optional[Persistence] = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "Route":
+        acts = [k for k in ("pool", "split", "redirect", "respond") if getattr(self, k) is not None]
+        if len(acts) > 1:
+            raise ValueError(f"a route takes one action, not {' and '.join(acts)}")
+        return self
 
 
 class VipTls(Strict):
@@ -213,6 +325,7 @@ class Vip(Strict):
     idle_timeout: Optional[Duration] = None
     udp_flow_limit: Annotated[int, Field(ge=1)] = 65536
     udp_one_shot: bool = False
+    http: Optional[HttpVip] = None        # L7 settings of http/https VIPs
 
 
 class Certificate(Strict):
