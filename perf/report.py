@@ -1,0 +1,213 @@
+"""perf.report: ratios, the tables (terminal and RESULTS.md) and the PNG plot of one run's results."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+NAMES = {"adc": "adc", "haproxy": "HAProxy", "nginx": "NGINX"}
+OTHERS = ("haproxy", "nginx")
+
+
+def _median(entry: dict, key: str):
+    if entry.get("status") != "ok" or key not in entry:
+        return None
+    return entry[key]["median"]
+
+
+def add_ratios(results: dict) -> None:
+    """adc/HAProxy and adc/NGINX of the medians: CPU per unit (lower is better for adc),
+    throughput (higher is better), and for memory the growth at 10,000 idle connections."""
+    for sc in results["scenarios"].values():
+        p = sc["proxies"]
+        sc["ratios"] = {}
+        for other in OTHERS:
+            for key in ("cpu_us_per_unit", "rate"):
+                a, b = _median(p.get("adc", {}), key), _median(p.get(other, {}), key)
+                sc["ratios"][f"{key}:adc/{other}"] = a / b if a is not None and b else None
+    for m in results["memory"].values():
+        p = m["proxies"]
+        m["ratios"] = {}
+        for other in OTHERS:
+            a, b = p.get("adc", {}), p.get(other, {})
+            ok = a.get("status") == "ok" and b.get("status") == "ok" and b["delta_mib"] > 0
+            m["ratios"][f"adc/{other}"] = a["delta_mib"] / b["delta_mib"] if ok else None
+
+
+def _num(v, digits=3) -> str:
+    if v is None:
+        return "–"
+    if v == 0:
+        return "0"
+    mag = abs(v)
+    if mag >= 100:
+        return f"{v:.0f}"
+    if mag >= 10:
+        return f"{v:.1f}"
+    if mag >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _cell(entry: dict, key: str) -> str:
+    st = entry.get("status")
+    if st == "n/a":
+        return "n/a"
+    if st != "ok":
+        return "FAILED"
+    if key not in entry:
+        return "–"
+    v = entry[key]
+    if entry.get("reps", 1) > 1:
+        return f"{_num(v['median'])} ({_num(v['min'])}–{_num(v['max'])})"
+    return _num(v["median"])
+
+
+def _one_line(v) -> str:
+    return " ".join(str(v).split())[:120].replace("|", "/")
+
+
+def _ratio(v) -> str:
+    return "–" if v is None else f"{v:.2f}x"
+
+
+def _tables(results: dict) -> list[str]:
+    out = []
+    out.append("Proxy CPU time per unit of work, µs (lower is better); median (min–max) over repetitions")
+    out.append("")
+    out.append("| scenario | per | adc | HAProxy | NGINX | adc/HAProxy | adc/NGINX |")
+    out.append("|---|---|---|---|---|---|---|")
+    for name, sc in results["scenarios"].items():
+        p = sc["proxies"]
+        r = sc.get("ratios", {})
+        out.append(f"| {sc['title']} | {sc['unit']} | {_cell(p.get('adc', {}), 'cpu_us_per_unit')} | "
+                   f"{_cell(p.get('haproxy', {}), 'cpu_us_per_unit')} | {_cell(p.get('nginx', {}), 'cpu_us_per_unit')} | "
+                   f"{_ratio(r.get('cpu_us_per_unit:adc/haproxy'))} | {_ratio(r.get('cpu_us_per_unit:adc/nginx'))} |")
+    out.append("")
+    out.append("Throughput and latency (median); `bound`: which side was the bottleneck "
+               "(load = the load core was full while the proxy was not: throughput there measures the load side)")
+    out.append("")
+    out.append("| scenario | proxy | throughput | p50 ms | p99 ms | proxy CPU use | load core busy | bound | errors |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for name, sc in results["scenarios"].items():
+        for proxy, e in sc["proxies"].items():
+            if e.get("status") == "n/a":
+                continue
+            if e.get("status") != "ok":
+                out.append(f"| {name} | {NAMES[proxy]} | FAILED: {_one_line(e.get('reason', ''))} "
+                           "| | | | | | |")
+                continue
+            ok = [x for x in e["runs"] if "error" not in x]
+            util = sorted(x["proxy_util"] for x in ok)[len(ok) // 2]
+            load = sorted(x["load_core_busy"] for x in ok)[len(ok) // 2]
+            bound = e["bound"] + (" (noisy)" if e.get("noisy") else "")
+            out.append(f"| {name} | {NAMES[proxy]} | {_cell(e, 'rate')} {sc['rate_label']} | {_cell(e, 'p50_ms')} | "
+                       f"{_cell(e, 'p99_ms')} | {util:.0%} | {load:.0%} | {bound} | {e.get('errors', 0)} |")
+    if results["memory"]:
+        out.append("")
+        out.append("Resident memory of the proxy (all its processes) with idle connections open; growth at "
+                   "10,000 = growth per connection x 10,000 (lower is better)")
+        out.append("")
+        out.append("| test | proxy | conns held | RSS before MiB | RSS with conns MiB | KiB per conn | "
+                   "growth at 10,000, MiB | adc/this |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for name, m in results["memory"].items():
+            for proxy, e in m["proxies"].items():
+                ratio = m.get("ratios", {}).get(f"adc/{proxy}") if proxy != "adc" else None
+                if e.get("status") != "ok":
+                    out.append(f"| {m['title']} | {NAMES[proxy]} | FAILED: "
+                               f"{_one_line(e.get('reason', ''))} | | | | | |")
+                    continue
+                out.append(f"| {m['title']} | {NAMES[proxy]} | {e['connections']} | {e['rss_before_mib']:.1f} | "
+                           f"{e['rss_after_mib']:.1f} | {e['kib_per_conn']:.2f} | {e['delta_mib']:.1f} | "
+                           f"{_ratio(ratio)} |")
+    return out
+
+
+def table_text(results: dict) -> str:
+    head = (f"adc vs HAProxy vs NGINX — {results['mode']} run, {results['reps']} x {results['duration_s']:g} s, "
+            f"{results['date']}, proxy on core {results['proxy_core']}, load+backends on core {results['load_core']}")
+    return "\n".join([head, ""] + _tables(results) + [""])
+
+
+def markdown(results: dict, png: str | None, jname: str) -> str:
+    v = results["versions"]
+    lines = [
+        "# adc benchmark results",
+        "",
+        f"Run of `perf/bench.py --{results['mode']}` on {results['date']} "
+        f"({results['reps']} repetitions of {results['duration_s']:g} s per scenario and proxy). "
+        f"Raw figures: [{jname}]({jname}). How to reproduce: [docs/perf.md](../docs/perf.md).",
+        "",
+        f"Machine: {v['cpu']}, {v['cores']} cores, Linux {v['kernel']}. "
+        f"Proxy under test pinned to core {results['proxy_core']}; backends and load generators to core "
+        f"{results['load_core']}. Load average before/after: {' '.join(results['loadavg_before'])} / "
+        f"{' '.join(results.get('loadavg_after', []))}.",
+        "",
+        f"Versions: adc {v['adc']}; {v['haproxy']}; {v['nginx']}; {v['wrk']}; {v['iperf3']}; {v['openssl']}.",
+        "",
+    ]
+    if results.get("caveat"):
+        lines += [f"**Caveat:** {results['caveat']}", ""]
+    for n in results.get("notes", []):
+        lines += [f"- Note: {n}"]
+    if results.get("notes"):
+        lines += [""]
+    lines += _tables(results)
+    if png:
+        lines += ["", f"![adc/HAProxy and adc/NGINX ratios]({png})"]
+    lines += ["", "Reading the figures: the proxy's CPU time per unit is what compares proxies on a 2-core "
+              "machine, where the load generator usually saturates its core first (`bound: load`). "
+              "A ratio below 1.00x means adc spent less CPU than the other proxy for the same work. "
+              "`noisy` marks runs where other work shared the proxy's core.", ""]
+    return "\n".join(lines)
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        # only the benchmarks need it: install on demand into the running interpreter's env
+        print("bench: installing matplotlib for the plot", file=sys.stderr)
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"])
+        if r.returncode != 0:
+            return None
+        import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot(results: dict, path: str) -> str | None:
+    plt = _matplotlib()
+    if plt is None:
+        print("bench: no matplotlib, no plot", file=sys.stderr)
+        return None
+    labels, vs_h, vs_n = [], [], []
+    for name, sc in results["scenarios"].items():
+        labels.append(name)
+        vs_h.append(sc["ratios"].get("cpu_us_per_unit:adc/haproxy"))
+        vs_n.append(sc["ratios"].get("cpu_us_per_unit:adc/nginx"))
+    for name, m in results["memory"].items():
+        labels.append(name + " (RSS)")
+        vs_h.append(m["ratios"].get("adc/haproxy"))
+        vs_n.append(m["ratios"].get("adc/nginx"))
+    fig, ax = plt.subplots(figsize=(11, 5))
+    x = range(len(labels))
+    w = 0.38
+    hv = [v if v is not None else 0 for v in vs_h]
+    nv = [v if v is not None else 0 for v in vs_n]
+    ax.bar([i - w / 2 for i in x], hv, w, label="adc / HAProxy")
+    ax.bar([i + w / 2 for i in x], nv, w, label="adc / NGINX")
+    for i, (a, b) in enumerate(zip(vs_h, vs_n)):
+        for off, v in ((-w / 2, a), (w / 2, b)):
+            ax.text(i + off, (v or 0) + 0.02, "n/a" if v is None else f"{v:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("adc ÷ other (CPU per unit; memory growth) — lower is better")
+    ax.set_title(f"adc relative to HAProxy and NGINX, proxy on one core — {results['date']} ({results['mode']})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
