@@ -1,0 +1,293 @@
+"""The spine, end to end: the example config served by a real adcd, applies, rollbacks, worker death, SIGTERM."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from harness import (ADCD, Adcd, Backends, example, fresh_ip, http_get, tcp_roundtrip,
+                     udp_roundtrip, wait_port)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """The example adc.yaml on a fresh address, with its backends."""
+    ip = fresh_ip()
+    be = Backends(tmp_path, ip, http={9001: "backend-1", 9002: "backend-2", 9003: "api-1", 9004: "backend-4"},
+                  tcp_echo=[9101, 9102], udp_echo=[9053])
+    d = Adcd(tmp_path, example("adc.yaml", ip))
+    yield ip, d, be
+    d.stop()
+    be.stop()
+
+
+class Load:
+    """A bounded continuous HTTP client load; records every failure a user would see."""
+
+    def __init__(self, ip: str, port: int, threads: int = 4, max_seconds: float = 60.0,
+                 path: str = "/", keepalive: bool = False):
+        self.ip, self.port, self.path = ip, port, path
+        self.ok = 0
+        self.failures: list[str] = []
+        self.seen: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + max_seconds
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self):
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            try:
+                status, body = http_get(self.ip, self.port, self.path, timeout=10)
+                with self._lock:
+                    if status == 200:
+                        self.ok += 1
+                        who = body.split(b" ", 1)[0].decode()
+                        self.seen[who] = self.seen.get(who, 0) + 1
+                    else:
+                        self.failures.append(f"HTTP {status}: {body[:80]!r}")
+            except OSError as e:
+                with self._lock:
+                    self.failures.append(f"{type(e).__name__}: {e}")
+
+    def stop(self) -> "Load":
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+        return self
+
+
+def test_example_config_serves_http_tcp_and_udp(site):
+    ip, d, _ = site
+    bodies = {http_get(ip, 8080, "/")[1].split()[0] for _ in range(4)}
+    assert bodies == {b"backend-1", b"backend-2"}, "round robin over both web members"
+    status, body = http_get(ip, 8080, "/api/users")
+    assert status == 200 and body.startswith(b"api-1 GET /api/users")
+    assert tcp_roundtrip(ip, 8081, b"hello tcp\n") == b"hello tcp\n"
+    assert udp_roundtrip(ip, 8053, b"hello udp") == b"hello udp"
+    stats = d.api("GET", "/stats")
+    assert stats["vips"]["web"]["requests"] >= 5
+    assert stats["vips"]["echo"]["bytes_in"] == len(b"hello tcp\n")
+    assert stats["vips"]["dns"]["bytes_out"] == len(b"hello udp")
+
+
+def test_check_reports_every_error_with_file_and_line(tmp_path):
+    ip = fresh_ip()
+    text = example("adc.yaml", ip)
+    text = text.replace("algorithm: least_connections", "algorithm: fastest")      # pool api
+    text = text.replace("default_pool: echo", "default_pool: nosuch")               # vip echo
+    text = text.replace("{address: %s, port: 9002, weight: 1}" % ip, "{address: %s, port: 9002, weight: 900}" % ip)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    r = subprocess.run([ADCD, "--check", "--config", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 1
+    lines = text.splitlines()
+    def line_of(s):
+        return next(i + 1 for i, ln in enumerate(lines) if s in ln)
+    err = r.stderr
+    assert re.search(rf"{re.escape(str(bad))}:{line_of('algorithm: fastest')}: .*algorithm", err), err
+    assert re.search(rf"{re.escape(str(bad))}:{line_of('default_pool: nosuch')}: .*nosuch", err), err
+    assert re.search(rf"{re.escape(str(bad))}:{line_of('weight: 900')}: .*weight.*256", err), err
+    good = tmp_path / "good.yaml"
+    good.write_text(example("adc.yaml", ip))
+    r = subprocess.run([ADCD, "--check", "--config", str(good)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_bad_config_is_refused_and_running_config_keeps_serving(site, tmp_path):
+    ip, d, _ = site
+    rev = d.api("GET", "/status")["revision"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(example("adc.yaml", ip).replace("port: 8081", "port: 80810"))
+    r = d.ctl("apply", "-f", str(bad))
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert f"{bad}:" in r.stderr and "port" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert d.api("GET", "/status")["revision"] == rev
+    assert http_get(ip, 8080, "/")[0] == 200
+    assert tcp_roundtrip(ip, 8081, b"still here") == b"still here"
+
+
+def test_apply_member_swap_and_rollback_fail_no_request(site, tmp_path):
+    ip, d, _ = site
+    rev0 = d.api("GET", "/status")["revision"]
+    swapped = example("adc.yaml", ip).replace(
+        f"{{address: {ip}, port: 9002, weight: 1}}", f"{{address: {ip}, port: 9004, weight: 1}}")
+    f = tmp_path / "swapped.yaml"
+    f.write_text(swapped)
+    load = Load(ip, 8080)
+    time.sleep(1.0)
+    r = d.ctl("apply", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.0)
+    before = dict(load.seen)
+    time.sleep(1.0)
+    after_apply = {k: v - before.get(k, 0) for k, v in load.seen.items()}
+    r = d.ctl("config", "rollback", str(rev0))
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.0)
+    mark = dict(load.seen)
+    time.sleep(1.0)
+    load.stop()
+    after_rollback = {k: v - mark.get(k, 0) for k, v in load.seen.items()}
+    assert load.failures == [], load.failures[:5]
+    assert load.ok > 50
+    assert after_apply.get("backend-4", 0) > 0 and after_apply.get("backend-2", 0) == 0, after_apply
+    assert after_rollback.get("backend-2", 0) > 0 and after_rollback.get("backend-4", 0) == 0, after_rollback
+    hist = d.api("GET", "/config/history")
+    assert hist["current"] == rev0 + 2
+    assert [h["revision"] for h in hist["revisions"][:3]] == [rev0 + 2, rev0 + 1, rev0]
+    assert len(os.listdir(d.state_dir / "history")) >= 3
+
+
+def _listen_inodes(pid: int) -> set[str]:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            out.add(target)
+    return out
+
+
+def _tcp_listen_inodes() -> set[str]:
+    inodes = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(path) as f:
+            for line in list(f)[1:]:
+                parts = line.split()
+                if parts[3] == "0A":   # LISTEN
+                    inodes.add(f"socket:[{parts[9]}]")
+    return inodes
+
+
+def test_killed_worker_is_respawned_on_the_same_sockets_without_refusals(site):
+    ip, d, _ = site
+    pids = d.worker_pids()
+    victim = pids[0]
+    listening = _tcp_listen_inodes()
+    before = _listen_inodes(victim) & listening
+    assert before, "the worker holds listening sockets"
+    load = Load(ip, 8080, threads=4)
+    time.sleep(0.5)
+    os.kill(victim, signal.SIGKILL)
+    t0 = time.monotonic()
+    new = None
+    while time.monotonic() - t0 < 5:
+        ws = d.api("GET", "/workers")
+        w = next(w for w in ws if w["slot"] == 0)
+        if w["alive"] and w["pid"] != victim:
+            new = w["pid"]
+            break
+        time.sleep(0.02)
+    back_after = time.monotonic() - t0
+    time.sleep(1.0)
+    load.stop()
+    assert new is not None, "worker 0 was not respawned"
+    assert back_after < 1.0, f"worker back after {back_after:.2f}s"
+    # kill -9 takes down what the victim held in flight (at most one request per client
+    # thread); every other connection, including those queued while it was dead, is served
+    refused = [f for f in load.failures if "Refused" in f or "timed out" in f]
+    assert refused == [], refused
+    assert len(load.failures) <= 4, load.failures
+    assert load.ok > 50
+    after = _listen_inodes(new) & _tcp_listen_inodes()
+    assert after == before, "the respawned worker serves the very same listening sockets"
+
+
+def test_sigterm_completes_inflight_requests_and_exits_zero(tmp_path):
+    ip = fresh_ip()
+    be = Backends(tmp_path, ip, http={9001: "backend-1", 9002: "backend-2", 9003: "api-1"},
+                  tcp_echo=[9101, 9102], udp_echo=[9053])
+    slow = SlowBackend(ip, 9005, delay=1.5)
+    cfg = example("adc.yaml", ip).replace("drain_timeout", "drain_timeout")  # default 30s
+    cfg = cfg.replace(f"{{address: {ip}, port: 9003}}", f"{{address: {ip}, port: 9005}}")
+    d = Adcd(tmp_path, cfg)
+    results: list = []
+
+    def client():
+        try:
+            results.append(http_get(ip, 8080, "/api/slow", timeout=10))
+        except OSError as e:
+            results.append(e)
+
+    ts = [threading.Thread(target=client) for _ in range(8)]
+    for t in ts:
+        t.start()
+    deadline = time.monotonic() + 5
+    while slow.active < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert slow.active == 8, "all requests reached the member before SIGTERM"
+    t0 = time.monotonic()
+    d.p.send_signal(signal.SIGTERM)
+    # a new connection after SIGTERM is refused: the listeners are closed
+    time.sleep(0.3)
+    with pytest.raises(OSError):
+        socket.create_connection((ip, 8080), timeout=1).close()
+    rc = d.p.wait(30)
+    took = time.monotonic() - t0
+    for t in ts:
+        t.join(5)
+    slow.close()
+    d.stop()
+    be.stop()
+    assert rc == 0, d.log()
+    assert took < 30
+    assert [r[0] for r in results] == [200] * 8, results
+
+
+class SlowBackend:
+    """An HTTP member that answers after `delay` seconds; counts requests in flight."""
+
+    def __init__(self, ip: str, port: int, delay: float):
+        self.delay = delay
+        self.active = 0
+        self.srv = socket.create_server((ip, port), reuse_port=False)
+        self.srv.settimeout(0.2)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c: socket.socket):
+        c.settimeout(10)
+        try:
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        return
+                    buf += chunk
+                _, buf = buf.split(b"\r\n\r\n", 1)
+                with self._lock:
+                    self.active += 1
+                time.sleep(self.delay)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nslow\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self._stop.set()
+        self.srv.close()
