@@ -25,7 +25,7 @@ SMALL_BODY = "x" * 128  # the "small response" body
 
 @dataclass(frozen=True)
 class Ports:
-    base: int = 47100
+    base: int = 23100
 
     # backends (core 1)
     @property

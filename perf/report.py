@@ -50,6 +50,8 @@ def _num(v, digits=3) -> str:
 
 def _cell(entry: dict, key: str) -> str:
     st = entry.get("status")
+    if st is None:
+        return "not run"
     if st == "n/a":
         return "n/a"
     if st != "ok":
@@ -124,7 +126,8 @@ def _tables(results: dict) -> list[str]:
 
 
 def table_text(results: dict) -> str:
-    head = (f"adc vs HAProxy vs NGINX — {results['mode']} run, {results['reps']} x {results['duration_s']:g} s, "
+    caveat = f"Caveat: {results['caveat']}\n\n" if results.get("caveat") else ""
+    head = caveat + (f"adc vs HAProxy vs NGINX — {results['mode']} run, {results['reps']} x {results['duration_s']:g} s, "
             f"{results['date']}, proxy on core {results['proxy_core']}, load+backends on core {results['load_core']}")
     return "\n".join([head, ""] + _tables(results) + [""])
 
@@ -148,6 +151,8 @@ def markdown(results: dict, png: str | None, jname: str) -> str:
     ]
     if results.get("caveat"):
         lines += [f"**Caveat:** {results['caveat']}", ""]
+    if results.get("interrupted"):
+        lines += ["**This run was interrupted: some figures are missing.**", ""]
     for n in results.get("notes", []):
         lines += [f"- Note: {n}"]
     if results.get("notes"):
