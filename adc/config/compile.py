@@ -92,6 +92,14 @@ class SlotAllocator:
         self._free.extend(sorted(freed))
         return sorted(freed)
 
+    def copy(self) -> "SlotAllocator":
+        """An independent allocator in the same state: compile a dry run without touching this one."""
+        other = SlotAllocator(self.nslots)
+        other._by_key = dict(self._by_key)
+        other._next = self._next
+        other._free = collections.deque(self._free)
+        return other
+
     def get(self, key: str) -> Optional[int]:
         return self._by_key.get(key)
 

@@ -116,7 +116,8 @@ def _derived(loc: tuple) -> bool:
 
 
 def resolve_paths(cfg: Config, base: str) -> Config:
-    """Certificate cert/key/chain and TLS ca paths made absolute, relative to directory `base`."""
+    """File paths made absolute, relative to directory `base`: certificate cert/key/chain, TLS ca,
+    http error_pages."""
     def ab(p: Optional[str]) -> Optional[str]:
         if p is None or p == "":
             return p
@@ -124,8 +125,14 @@ def resolve_paths(cfg: Config, base: str) -> Config:
 
     certs = [c.model_copy(update={"cert": ab(c.cert), "key": ab(c.key), "chain": ab(c.chain)})
              for c in cfg.certificates]
-    vips = [v.model_copy(update={"tls": v.tls.model_copy(update={"ca": ab(v.tls.ca)})}) if v.tls and v.tls.ca else v
-            for v in cfg.vips]
+    vips = []
+    for v in cfg.vips:
+        upd: dict = {}
+        if v.tls is not None and v.tls.ca:
+            upd["tls"] = v.tls.model_copy(update={"ca": ab(v.tls.ca)})
+        if v.http is not None and v.http.error_pages:
+            upd["http"] = v.http.model_copy(update={"error_pages": {k: ab(p) for k, p in v.http.error_pages.items()}})
+        vips.append(v.model_copy(update=upd) if upd else v)
     return cfg.model_copy(update={"certificates": certs, "vips": vips})
 
 

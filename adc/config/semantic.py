@@ -204,11 +204,27 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
                 rep.error(("vips", i, "tls", "client_auth"), f"{where}: tls.client_auth",
                           f"client_auth {v.tls.client_auth} needs tls.ca, the CA file that signs client certificates")
 
+        if v.http is not None and not l7:
+            rep.error(("vips", i, "http"), f"{where}: http",
+                      f"http settings apply to http and https VIPs (this one is {v.protocol}); remove them")
+
         if l7:
             for j, r in enumerate(v.routes):
                 if r.pool is not None and r.pool not in names["pools"]:
                     rep.error(("vips", i, "routes", j, "pool"), f"{route_label(v, j)}: pool",
                               _unknown("pool", r.pool, names["pools"]))
+                for k, sp in enumerate(r.split or []):
+                    if sp.pool not in names["pools"]:
+                        rep.error(("vips", i, "routes", j, "split", k, "pool"), f"{route_label(v, j)}: split",
+                                  _unknown("pool", sp.pool, names["pools"]))
+                if r.split and all(sp.weight == 0 for sp in r.split):
+                    rep.error(("vips", i, "routes", j, "split"), f"{route_label(v, j)}: split",
+                              "every pool of the split has weight 0; give at least one a weight above 0")
+                if (v.default_pool is None and r.pool is None and r.split is None and r.redirect is None
+                        and r.respond is None):
+                    rep.error(("vips", i, "routes", j), route_label(v, j),
+                              "the route has no pool, split, redirect or respond, and the vip has no "
+                              "default_pool to fall back on; give it one of them")
                 for k in range(j):
                     if covers(v.routes[k].match, r.match):
                         earlier = v.routes[k].name and repr(v.routes[k].name) or f"#{k + 1}"
@@ -317,6 +333,9 @@ def _certificate_files(rep: _Report, cfg: Config) -> None:
                           f"certificate and key do not load together ({_ssl_reason(e)}); they must be PEM, "
                           f"the key unencrypted and matching the certificate")
     for i, v in enumerate(cfg.vips):
+        for status, page in (v.http.error_pages.items() if v.http is not None else ()):
+            _readable(rep, ("vips", i, "http", "error_pages", status), f"vip {v.name!r}: http.error_pages.{status}",
+                      page)
         if v.tls is not None and v.tls.ca:
             loc = ("vips", i, "tls", "ca")
             if _readable(rep, loc, f"vip {v.name!r}: tls.ca", v.tls.ca):
@@ -333,6 +352,7 @@ def _unused(rep: _Report, cfg: Config, known: dict[str, set[str]]) -> None:
     used_certs = set(known.get("vips") and {c.name for c in cfg.certificates} or ())
     for v in cfg.vips:
         used_pools.update(x for x in [v.default_pool] + [r.pool for r in v.routes] if x)
+        used_pools.update(sp.pool for r in v.routes for sp in (r.split or []))
         if v.tls:
             used_certs.update(v.tls.certificates)
     for p in cfg.pools:

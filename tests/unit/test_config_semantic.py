@@ -112,6 +112,26 @@ CASES = [
          + vip("https", "    default_pool: web\n    tls: {certificates: [a], client_auth: required}\n"),
          ["f.yaml:14: vip 'v': tls.client_auth: client_auth required needs tls.ca, the CA file that signs client "
           "certificates"]),
+    # ------------------------------------------------------------- L7 routes
+    Case("split to a pool that does not exist", POOLS + "vips:\n" + vip(extra=(
+        "    routes:\n      - split: [{pool: web, weight: 90}, {pool: canary, weight: 10}]\n")),
+         ["f.yaml:12: vip 'v' route #1: split: no pool named 'canary' (defined: web)"]),
+    Case("split where every weight is 0", POOLS + "vips:\n" + vip(extra=(
+        "    routes:\n      - split: [{pool: web, weight: 0}]\n")),
+         ["f.yaml:12: vip 'v' route #1: split: every pool of the split has weight 0; give at least one a weight "
+          "above 0"]),
+    Case("route without an action falls back on default_pool", POOLS + "vips:\n" + vip(extra=(
+        "    default_pool: web\n    routes:\n      - {match: {path_prefix: /old/}, rewrite: {strip_prefix: /old}}\n"))),
+    Case("route without an action and no default_pool", POOLS + "vips:\n" + vip(extra=(
+        "    routes:\n      - {match: {path_prefix: /old/}, rewrite: {strip_prefix: /old}}\n"
+        "      - {pool: web}\n")),
+         ["f.yaml:12: vip 'v' route #1: the route has no pool, split, redirect or respond, and the vip has no "
+          "default_pool to fall back on; give it one of them"]),
+    Case("redirect route needs no pool", POOLS + "vips:\n" + vip(extra=(
+        "    routes:\n      - {redirect: {scheme: https, status: 301}}\n"))),
+    Case("http settings on a tcp vip", POOLS + "vips:\n" + vip("tcp", "    default_pool: web\n"
+                                                                   "    http: {x_forwarded: false}\n"),
+         ["f.yaml:12: vip 'v': http: http settings apply to http and https VIPs (this one is tcp); remove them"]),
     # ---------------------------------------------------------------- routes
     Case("catch-all route shadows the next", POOLS + "vips:\n" + vip(extra=(
         "    routes:\n      - {pool: web}\n      - {match: {path_prefix: /api/}, pool: web}\n")),
@@ -243,3 +263,15 @@ def test_loader_error_and_semantic_errors_come_together():
         "'random_two', 'source_hash' or 'maglev' (got 'fastest')",
         "f.yaml:10: vip 'v': default_pool: no pool named 'missing' (defined: web)",
     ]
+
+
+def test_error_pages_resolve_against_the_file_and_must_exist(tmp_path):
+    text = POOLS + "vips:\n" + vip(extra="    default_pool: web\n    http:\n      error_pages: {503: pages/503.html}\n")
+    res = check_text(text, str(tmp_path / "adc.yaml"))
+    assert [str(e) for e in res.errors] == [
+        f"{tmp_path}/adc.yaml:13: vip 'v': http.error_pages.503: file not found: {tmp_path}/pages/503.html"]
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "503.html").write_text("busy\n")
+    res = check_text(text, str(tmp_path / "adc.yaml"))
+    assert res.ok
+    assert res.config.vips[0].http.error_pages == {503: str(tmp_path / "pages" / "503.html")}
