@@ -23,7 +23,7 @@ import time
 from typing import Optional
 
 from adc._fastpath.counters import Field
-from adc.config.plan import VipPlan
+from adc.config.plan import HttpPlan, VipPlan
 from adc.l7 import http1
 from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ClientProtocolError, Limits,
                           body_reader, parse_request_head, parse_response_head)
@@ -54,11 +54,6 @@ IDEMPOTENT = frozenset((b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"
 _ids = itertools.count(1)
 
 
-def _opt(vip, name, default):
-    v = getattr(vip, name, None)
-    return default if v is None else v
-
-
 class VipState:
     """What a connection needs from its VipPlan, compiled once per apply."""
 
@@ -69,18 +64,17 @@ class VipState:
         self.router = Router(vip.routes) if vip.routes else None
         self.default_pool = vip.default_pool
         self.scheme = b"https" if vip.protocol == "https" else b"http"
-        self.limits = Limits(
-            request_line=_opt(vip, "max_request_line", 8192),
-            header_bytes=_opt(vip, "max_header_size", 32768),
-            header_count=_opt(vip, "max_header_count", 100),
-            body=_opt(vip, "max_body_size", None),
-        )
-        self.header_timeout = _opt(vip, "header_timeout", 10.0)
-        self.keepalive_timeout = _opt(vip, "keepalive_timeout", _opt(vip, "idle_timeout", 60.0))
-        self.response_timeout = _opt(vip, "response_timeout", 60.0)
-        self.connect_timeout = getattr(vip, "connect_timeout", None)   # None: the pool's
-        self.total_timeout = _opt(vip, "total_timeout", None)
-        self.tunnel_timeout = _opt(vip, "tunnel_timeout", 3600.0)
+        h = vip.http if vip.http is not None else HttpPlan()
+        self.http = h
+        self.limits = Limits(request_line=h.max_request_line, header_bytes=h.max_header_size,
+                             header_count=h.max_header_count, body=h.max_body_size)
+        self.header_timeout = h.header_timeout
+        # the generic VIP idle_timeout, when set, is the client keep-alive idle time
+        self.keepalive_timeout = vip.idle_timeout if vip.idle_timeout is not None else h.keepalive_timeout
+        self.response_timeout = h.response_timeout
+        self.connect_timeout = h.connect_timeout      # None: the pool's
+        self.total_timeout = h.total_timeout
+        self.tunnel_timeout = h.tunnel_timeout
         self.max_connections = vip.max_connections
 
 
@@ -679,6 +673,8 @@ class ClientConn(asyncio.Protocol):
             if end < 0:
                 if len(rbuf) > self.vs.limits.header_bytes:
                     self._backend_error(BackendProtocolError("response head too large"))
+                elif rbuf.count(b"\n") != rbuf.count(b"\r\n"):
+                    self._backend_error(BackendProtocolError("bare LF in response head"))
                 return
             end += 4
             self.rbuf = rbuf[end:]
@@ -982,7 +978,8 @@ class HttpListener(Listener):
         super().__init__(ctx, vip, sock)
         self.state = VipState(vip)
         self.conns_set: set = set()
-        self.upstreams = UpstreamCache(ctx.loop)
+        h = self.state.http
+        self.upstreams = UpstreamCache(ctx.loop, h.max_idle_per_member, h.member_idle_timeout)
         self.server = None
         self.draining = False
         self.last_error = None
@@ -997,6 +994,8 @@ class HttpListener(Listener):
     def update(self, vip: VipPlan) -> None:
         self.vip = vip
         self.state = VipState(vip)
+        self.upstreams.max_idle = self.state.http.max_idle_per_member
+        self.upstreams.idle_timeout = self.state.http.member_idle_timeout
 
     def stop_accepting(self) -> None:
         self.draining = True

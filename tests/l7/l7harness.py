@@ -240,6 +240,7 @@ class RawBackend:
         self.respond = respond
         self.close_after = close_after
         self.received: list[bytes] = []
+        self.events: list[bytes] = []       # every recv, in arrival order
         self._stop = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
@@ -261,6 +262,7 @@ class RawBackend:
                 if not d:
                     return
                 self.received[idx] += d
+                self.events.append(d)
                 if self.respond is not None:
                     r = self.respond(self.received[idx])
                 elif b"\r\n\r\n" in self.received[idx]:
@@ -275,6 +277,13 @@ class RawBackend:
             return
         finally:
             c.close()
+
+    def mark(self) -> int:
+        return len(self.events)
+
+    def since(self, mark: int) -> bytes:
+        """What the member received after `mark` (all connections, arrival order)."""
+        return b"".join(self.events[mark:])
 
     @property
     def all_received(self) -> bytes:
