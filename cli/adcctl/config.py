@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from .base import NounGroup, client
-from .client import EXIT_FAILED, EXIT_INVALID, AdcctlError, DaemonUnreachable
+from .client import API_PREFIX, EXIT_FAILED, EXIT_INVALID, AdcctlError, DaemonUnreachable
 from .output import _META, cell, dump_json, dump_yaml, emit, fmt, grid, human_time, is_terminal, output_option
 
 FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=str)
@@ -117,9 +117,11 @@ def show(ctx: click.Context, revision: int | None) -> None:
     ans = client().get(path)
     chosen = ctx.meta.get(_META)
     if chosen in (None, "yaml", "table"):
-        if not isinstance(ans, dict) or not isinstance(ans.get("yaml"), str):
-            raise AdcctlError(f"adcd's answer to GET {path} has no yaml text")
-        print_yaml(ans["yaml"])
+        # docs/api.md names the field `yaml`; a history entry may carry the stored file as `text`.
+        text = ans.get("yaml", ans.get("text")) if isinstance(ans, dict) else None
+        if not isinstance(text, str):
+            raise AdcctlError(f"adcd's answer to GET {API_PREFIX}{path} has no yaml text")
+        print_yaml(text)
     else:
         click.echo(dump_json(ans), nl=False)
 

@@ -7,7 +7,7 @@ import click
 
 from .base import NounGroup, client, complete_pool
 from .client import seg
-from .output import emit, extra, grid, kv, output_option
+from .output import COUNTER_COLUMNS, counters, emit, extra, grid, kv, output_option
 from . import member as member_mod
 
 
@@ -26,12 +26,12 @@ def _up(members: Any) -> str:
 @pool.command("list")
 @output_option
 def list_() -> None:
-    """All pools: algorithm, monitor, members up/total."""
+    """All pools: algorithm, monitor, members up/total, counters."""
 
     def render(a: Any):
-        return grid(("NAME", "ALGORITHM", "MONITOR", "UP/MEMBERS"),
-                    [(p.get("name"), p.get("algorithm"), p.get("monitor"), _up(p.get("members")))
-                     for p in (a or []) if isinstance(p, dict)])
+        return grid(("NAME", "ALGORITHM", "MONITOR", "UP/MEMBERS") + COUNTER_COLUMNS,
+                    [[p.get("name"), p.get("algorithm"), p.get("monitor"), _up(p.get("members"))]
+                     + counters(p.get("stats")) for p in (a or []) if isinstance(p, dict)])
 
     emit(client().get("/pools"), render)
 
@@ -46,7 +46,10 @@ def show(name: str) -> None:
         p = a if isinstance(a, dict) else {}
         head = kv([("name", p.get("name")), ("algorithm", p.get("algorithm")), ("monitor", p.get("monitor")),
                    ("members up", _up(p.get("members")))]
-                  + extra(p, ("name", "algorithm", "monitor", "members")))
-        return [head, member_mod.table(p.get("members") or [])]
+                  + extra(p, ("name", "algorithm", "monitor", "members", "up", "stats")))
+        out = [head, member_mod.table(p.get("members") or [])]
+        if isinstance(p.get("stats"), dict):
+            out.append(kv(list(p["stats"].items()), title="counters"))
+        return out
 
     emit(client().get(f"/pools/{seg(name)}"), render)

@@ -22,10 +22,21 @@ def _one(a: Any) -> dict:
     return a if isinstance(a, dict) else {}
 
 
-def _route_match(m: Any) -> str:
-    if not isinstance(m, dict):
-        return cell(m)
-    return " ".join(f"{k}={cell(v)}" for k, v in m.items() if v not in (None, "", [], {})) or "*"
+MATCH_KEYS = ("host", "path", "path_prefix", "path_regex", "method", "methods", "header", "headers", "query")
+
+
+def _set(d: dict, keys) -> str:
+    return " ".join(f"{k}={cell(v)}" for k, v in d.items() if k in keys and v not in (None, "", [], {}))
+
+
+def _route_cols(r: dict) -> tuple[str, str]:
+    """MATCH and ACTION of a route, whether adcd sends {match: {...}} (adc.yaml's shape) or flat fields."""
+    if isinstance(r.get("match"), dict):
+        match = _set(r["match"], r["match"].keys())
+    else:
+        match = _set(r, MATCH_KEYS)
+    action = _set(r, set(r) - set(MATCH_KEYS) - {"name", "pool", "match"})
+    return match or "*", action
 
 
 @vip.command("list")
@@ -57,8 +68,8 @@ def show(name: str) -> None:
                   + extra(v, ("name", "protocol", "address", "port", "default_pool", "routes", "stats")))]
         routes = v.get("routes") or []
         if routes:
-            out.append(grid(("#", "ROUTE", "MATCH", "POOL"),
-                            [(i, r.get("name"), _route_match(r.get("match")), r.get("pool"))
+            out.append(grid(("#", "ROUTE", "MATCH", "POOL", "ACTION"),
+                            [(i, r.get("name"), *_route_cols(r)[:1], r.get("pool"), _route_cols(r)[1])
                              for i, r in enumerate(routes, 1) if isinstance(r, dict)], title="routes"))
         if isinstance(v.get("stats"), dict):
             out.append(kv(list(v["stats"].items()), title="counters"))

@@ -210,7 +210,16 @@ def test_vip_show_lists_routes_in_order(api):
     assert r.exit_code == 0
     assert "default pool" in r.stdout
     route = next(l for l in r.stdout.splitlines() if "path_prefix=/api" in l).split()
-    assert route == ["1", "api", "path_prefix=/api", "api"]
+    assert route == ["1", "api", "path_prefix=/api", "api", "-"]
+
+
+def test_vip_show_reads_flat_routes_with_actions(api):
+    flat = {**VIPS[0], "routes": [{"name": "#1", "pool": None, "host": "old.example.com", "path_prefix": None,
+                                   "redirect": "https://new.example.com/", "respond": None}]}
+    api.on("GET", "/vips/www", flat)
+    r = run(api, "-o", "table", "vip", "show", "www")
+    route = next(l for l in r.stdout.splitlines() if l.startswith("1 ")).split()
+    assert route == ["1", "#1", "host=old.example.com", "-", "redirect=https://new.example.com/"]
 
 
 def test_stats_one_row_per_vip_pool_and_member(api):
@@ -289,6 +298,12 @@ def test_config_show_prints_the_running_yaml_exactly(api):
     assert r.stdout == "pools: []"
     r = run(api, "config", "show", "-o", "json")
     assert json.loads(r.stdout)["revision"] == 7
+
+
+def test_config_show_revision_prints_that_revisions_file(api):
+    api.on("GET", "/config/history/3", {"revision": 3, "time": "2026-01-01T00:00:00Z", "text": "vips: []\n"})
+    r = run(api, "config", "show", "--revision", "3")
+    assert (r.exit_code, r.stdout) == (0, "vips: []\n")
 
 
 def test_config_show_then_diff_reports_no_change(api, tmp_path):
