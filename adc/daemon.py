@@ -76,7 +76,7 @@ async def run(args, config_path: str, on_ready=None) -> int:
         logger.error("state dir %s: %s", state_dir, e.strerror or e)
         return 1
     sup = Supervisor(config_path, nworkers=nworkers, state_dir=state_dir,
-                     log_level=args.log_level or g.log_level)
+                     log_level=args.log_level or g.log_level, health=_health_factory())
     loop = asyncio.get_running_loop()
     try:
         await sup.start(cfg, text)
@@ -104,6 +104,14 @@ async def run(args, config_path: str, on_ready=None) -> int:
         pass
     logger.info("adcd stopped")
     return 0
+
+
+def _health_factory():
+    try:
+        from adc.health.checker import HealthChecker
+    except ImportError:      # until adc.health lands (issue 6), members are taken as up
+        return None
+    return HealthChecker
 
 
 def main(argv=None) -> int:

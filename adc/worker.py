@@ -243,10 +243,12 @@ class Worker:
         for s in self.socks.values():
             s.close()
         self.socks.clear()
+        # UDP flows have no end a client signals: they would hold the drain for nothing
+        waited = [lst for lst in lsts if lst.vip.protocol != "udp"]
         deadline = time.monotonic() + drain_timeout
-        while time.monotonic() < deadline and any(lst.active() for lst in lsts):
+        while time.monotonic() < deadline and any(lst.active() for lst in waited):
             await asyncio.sleep(0.05)
-        left = sum(lst.active() for lst in lsts)
+        left = sum(lst.active() for lst in waited)
         if left:
             logger.log(adclog.NOTICE, "worker %d: drain timeout, closing %d connections", self.slot, left)
         for lst in lsts:

@@ -301,7 +301,10 @@ class Api:
         return self._pool_info(self._pool_plan(name))["members"]
 
     def member(self, req, name, key):
-        return self.sup.member_info(name, key)
+        info = self.sup.member_info(name, key)
+        if self.sup.health is not None:
+            info["checks"] = self.sup.health.history(name, key)
+        return info
 
     def member_set(self, req, name, key):
         body = self._body(req)

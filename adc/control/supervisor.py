@@ -61,7 +61,7 @@ class WorkerHandle:
 
 class Supervisor:
     def __init__(self, config_path: str, *, nworkers: int, state_dir: str,
-                 log_level: str = "info"):
+                 log_level: str = "info", health=None):
         self.config_path = os.path.abspath(config_path)
         self.nworkers = nworkers
         self.state_dir = state_dir
@@ -82,6 +82,8 @@ class Supervisor:
         self.started = time.time()
         self.stopping = False
         self.stopped = asyncio.Event()
+        # health(report) -> object with configure(cfg), history(pool, key), stop(); see adc.health
+        self.health = health(self.report_health) if health else None
 
     # =============================================================== start
     async def start(self, config: Config, text: str) -> None:
@@ -265,7 +267,9 @@ class Supervisor:
                 self._kill(w)
 
     async def _apply(self, cfg: Config, text: str, path: str, comment: str, source: str) -> int:
-        revision = (self.history.current() or 0) + 1
+        same = (source == "startup" and self.history.current() is not None
+                and self.history.latest_text() == text)
+        revision = (self.history.current() or 0) + (0 if same else 1)
         try:
             plan = cfgcompile.compile_plan(cfg, revision, self.slots, self.member_state)
         except Exception as e:   # a full slot table is the only expected cause
@@ -287,11 +291,16 @@ class Supervisor:
         removed = set(self.listeners.by_key) - wanted
         self.listeners.close(removed)
         self.slots.retain(self._slot_keys(cfg))
-        got = self.history.commit(text, path if source != "rollback" else source, comment)
+        if same:
+            got = revision     # a restart on the same file is not a new revision
+        else:
+            got = self.history.commit(text, path if source != "rollback" else source, comment)
         if got != revision:
             logger.warning("history numbered revision %d, plan says %d", got, revision)
         self.config, self.config_text, self.plan, self.revision = cfg, text, plan, got
         self._prune_member_state(cfg)
+        if self.health is not None:
+            self.health.configure(cfg)
         return got
 
     @staticmethod
@@ -404,6 +413,14 @@ class Supervisor:
                               if v is not None))
         return self.member_info(pool, key)
 
+    def report_health(self, pool: str, key: str, health: str) -> None:
+        """The health checker's verdict on a member ('up' or 'down'); it logs the reason itself."""
+        try:
+            if self._member_plan(pool, key).health != health:
+                self.set_member(pool, key, health=health)
+        except LookupError:
+            pass   # the member left the config while its check was running
+
     def _member_plan(self, pool: str, key: str):
         for p in self.plan.pools if self.plan else []:
             if p.name == pool:
@@ -469,6 +486,8 @@ class Supervisor:
         if self.stopping:
             return
         self.stopping = True
+        if self.health is not None:
+            await self.health.stop()
         drain = self.plan.drain_timeout if self.plan else 5.0
         logger.info("shutting down: draining connections for up to %.1fs", drain)
         for w in self.workers:

@@ -291,3 +291,93 @@ class SlowBackend:
     def close(self):
         self._stop.set()
         self.srv.close()
+
+
+def test_config_show_round_trips_through_diff(site, tmp_path):
+    ip, d, _ = site
+    r = d.ctl("config", "show", "-o", "yaml")
+    assert r.returncode == 0, r.stderr
+    f = tmp_path / "shown.yaml"
+    f.write_text(r.stdout)
+    r = d.ctl("diff", "-f", str(f))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    f.write_text(f.read_text().replace("port: 9002", "port: 9004"))
+    r = d.ctl("diff", "-f", str(f))
+    assert r.returncode == 1
+    assert "9004" in r.stdout
+
+
+def test_sighup_applies_the_file_and_a_bad_file_changes_nothing(site):
+    ip, d, _ = site
+    rev = d.api("GET", "/status")["revision"]
+    good = d.config.read_text()
+    d.config.write_text(good.replace(f"{{address: {ip}, port: 9002, weight: 1}}",
+                                     f"{{address: {ip}, port: 9004, weight: 1}}"))
+    d.p.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while d.api("GET", "/status")["revision"] == rev and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.api("GET", "/status")["revision"] == rev + 1
+    seen = {http_get(ip, 8080, "/")[1].split()[0] for _ in range(4)}
+    assert seen == {b"backend-1", b"backend-4"}
+    d.config.write_text(good.replace("protocol: udp", "protocol: sctp"))
+    d.p.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "running config kept" not in d.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.api("GET", "/status")["revision"] == rev + 1
+    assert re.search(r"<3>adcd: SIGHUP: .* refused, running config kept", d.log())
+    assert udp_roundtrip(ip, 8053, b"still") == b"still"
+
+
+def test_removed_vip_stops_accepting_and_its_connections_end_after_drain(site, tmp_path):
+    ip, d, _ = site
+    text = example("adc.yaml", ip).replace("global:\n", "global:\n  drain_timeout: 2s\n", 1)
+    f = tmp_path / "a.yaml"
+    f.write_text(text)
+    assert d.ctl("apply", "-f", str(f)).returncode == 0
+    held = socket.create_connection((ip, 8081), timeout=5)
+    held.sendall(b"before\n")
+    assert held.recv(100) == b"before\n"
+    start = text.index("  - name: echo\n    address")
+    end = text.index("  - name: dns\n    address")
+    f.write_text(text[:start] + text[end:])
+    r = d.ctl("apply", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(OSError):
+        socket.create_connection((ip, 8081), timeout=1).close()
+    held.sendall(b"during drain\n")
+    assert held.recv(100) == b"during drain\n", "an open connection keeps working while draining"
+    held.settimeout(5)
+    t0 = time.monotonic()
+    assert held.recv(100) == b"", "closed at the drain timeout"
+    assert time.monotonic() - t0 < 4
+    held.close()
+    assert [v["name"] for v in d.api("GET", "/vips")] == ["web", "dns"]
+
+
+def test_demo_serves_the_tour(tmp_path):
+    """What `make run` starts: adcd --demo, its backends, the tour's curl, nc and adcctl."""
+    from harness import Proc, ADCCTL
+    for port in (8080, 8081):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.fail(f"127.0.0.1:{port} is taken: is a `make run` demo running?")
+    sock = str(tmp_path / "demo.sock")
+    demo = Proc([ADCD, "--demo", "--socket", sock], tmp_path / "demo.log")
+    try:
+        wait_port("127.0.0.1", 8080, 20)
+        wait_port("127.0.0.1", 9001, 20)
+        assert http_get("127.0.0.1", 8080, "/")[0] == 200
+        assert http_get("127.0.0.1", 8080, "/api/users")[1].startswith(b"api-1")
+        assert tcp_roundtrip("127.0.0.1", 8081, b"hello\n") == b"hello\n"
+        assert udp_roundtrip("127.0.0.1", 8053, b"hello") == b"hello"
+        r = subprocess.run([ADCCTL, "--socket", sock, "pool", "show", "web", "-o", "json"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "adcctl status" in demo.log()
+    finally:
+        assert demo.stop(signal.SIGINT) == 0, demo.log()
+    for port in (8080, 9001):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"{port} still served after Ctrl-C"
