@@ -1,0 +1,73 @@
+from libc.stdint cimport uint8_t, int32_t, uint32_t, uint64_t, int64_t
+from adc._fastpath.includes.socket cimport sockaddr_storage, socklen_t
+from adc._fastpath.includes.epoll cimport epoll_event
+from adc._fastpath.includes.socket cimport mmsghdr, iovec
+from adc._fastpath.sched cimport Sched
+
+cdef enum:
+    K_FREE = 0
+    K_TCP = 1
+    K_UDP = 2
+
+cdef enum:
+    ST_CONNECTING = 1
+    ST_ESTABLISHED = 2
+
+cdef struct EMember:
+    sockaddr_storage addr
+    socklen_t addrlen
+    uint32_t active           # flows of this engine to the member (the schedulers read it)
+    int32_t slot              # counter slot
+    uint8_t used
+
+cdef struct EPool:
+    Sched prim
+    Sched back
+    int32_t *pmid             # engine member id of each scheduler index
+    int32_t *bmid
+    uint8_t used
+    uint8_t five_tuple        # hash the 5-tuple instead of the client address
+    uint8_t proxy             # 0, 1 or 2: PROXY protocol version sent to members
+    uint8_t retries
+    uint32_t connect_ms
+    int32_t slot
+
+cdef struct EVip:
+    int fd
+    uint8_t kind              # K_TCP or K_UDP
+    uint8_t used
+    uint8_t accepting
+    uint8_t nodelay
+    uint8_t keepalive
+    uint8_t one_shot
+    int32_t pool
+    int32_t slot
+    uint32_t max_conn         # 0: no limit (UDP: the flow table bound)
+    uint32_t active
+    uint32_t idle_ms          # 0: none
+    uint64_t paused_until     # out of fds: accept paused until then (ms)
+
+cdef struct Conn:
+    uint64_t id
+    uint8_t kind
+    uint8_t state
+    uint8_t c_rd, c_wr, s_rd, s_wr       # readiness learnt from edge-triggered events
+    uint8_t c_eof, s_eof                 # read side saw EOF
+    uint8_t c_shut, s_shut               # we shut the write side toward the server / the client
+    uint8_t ntried
+    uint8_t counted                      # member counters include this connection
+    int cfd, sfd
+    int pcs[2]                           # pipe client -> server (-1: none held)
+    int psc[2]                           # pipe server -> client
+    uint32_t ncs, nsc                    # bytes sitting in each pipe
+    int32_t vip, pool, mid
+    int32_t tried[8]
+    uint64_t bytes_in, bytes_out         # client -> member, member -> client
+    uint64_t start_ms, last_ms
+    uint32_t timeout_ms
+    int32_t tw_prev, tw_next             # timer wheel list; tw_slot < 0: not in the wheel
+    int32_t tw_slot
+    int32_t hnext                        # UDP flow hash chain
+    uint32_t hbucket
+    sockaddr_storage client
+    socklen_t clientlen
