@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarstring import SingleQuotedScalarString
 
 from adc.config import semantic
 from adc.config.errors import ConfigError, ConfigInvalid, sort_errors
@@ -248,7 +249,14 @@ def _styled(data: Any, loc: tuple) -> Any:
         if all(not isinstance(v, (dict, list)) for v in data):
             s.fa.set_flow_style()
         return s
+    if isinstance(data, str) and _YAML11_SCALAR.match(data):
+        # plain `yes` is a string in YAML 1.2 (adc) but a boolean to YAML 1.1 readers (PyYAML, Ansible)
+        return SingleQuotedScalarString(data)
     return data
+
+
+_YAML11_SCALAR = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+                            r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$")
 
 
 # ----------------------------------------------------------------- schema side
@@ -264,7 +272,7 @@ def _validate(data: dict, path: str, lines: _Lines, errors: list[ConfigError]):
     """
     dropped: dict[str, set[str]] = {s: set() for s in SECTIONS}
     tainted: set[tuple[str, int]] = set()
-    work = copy.deepcopy(data)
+    work = data  # copied before the first mend: a valid file costs no copy
     drop: dict[str, set[int]] = {}
     first = True
     for _ in range(8):
@@ -276,6 +284,7 @@ def _validate(data: dict, path: str, lines: _Lines, errors: list[ConfigError]):
             errs = e.errors()
         if first:
             errors.extend(_translate(errs, data, path, lines))
+            work = copy.deepcopy(data)
             first = False
         for er in errs:
             loc = _data_loc(er, reduced)

@@ -291,3 +291,24 @@ def test_load_file_that_does_not_exist(tmp_path):
 def test_load_file_copy_of_example(tmp_path):
     shutil.copy(f"{EXAMPLES}/adc.yaml", tmp_path / "adc.yaml")
     assert load_file(str(tmp_path / "adc.yaml")) == load_file(f"{EXAMPLES}/adc.yaml")
+
+
+def test_dump_yaml_quotes_words_that_yaml_1_1_readers_take_for_booleans():
+    cfg = load_text("monitors:\n  - {name: m, type: http, headers: {A: 'yes', B: 'off', C: 'yesno', D: '~'}}\n", "a.yaml")
+    text = dump_yaml(cfg)
+    assert "A: 'yes'" in text and "B: 'off'" in text and "C: yesno" in text and "D: '~'" in text
+    assert load_text(text, "a.yaml") == cfg
+
+
+def test_large_config_loads_quickly():
+    import time
+    pools = "".join(
+        f"  - name: p{i}\n    members:\n" + "".join(f"      - {{address: 10.{i // 200}.{i % 200}.{j}, port: 80}}\n"
+                                                  for j in range(10))
+        for i in range(300))
+    vips = "".join(f"  - {{name: v{i}, address: 127.0.0.1, port: {1000 + i}, protocol: tcp, default_pool: p{i}}}\n"
+                   for i in range(300))
+    t0 = time.monotonic()
+    cfg = load_text("pools:\n" + pools + "vips:\n" + vips, "big.yaml")
+    assert len(cfg.pools) == 300 and sum(len(p.members) for p in cfg.pools) == 3000
+    assert time.monotonic() - t0 < 10
