@@ -228,6 +228,7 @@ class ClientConn(asyncio.Protocol):
         self.paused = 0
         self.wpaused = False
         self.timer = None
+        self.ttimer = None
         self.last_io = 0.0
         self.t_accept = time.time()
         self.m_accept = 0.0
@@ -239,6 +240,9 @@ class ClientConn(asyncio.Protocol):
         self._reset_request()
 
     def _reset_request(self):
+        if getattr(self, "ttimer", None) is not None:
+            self.ttimer.cancel()
+            self.ttimer = None
         self.req = None
         self.route = None
         self.pool = None
@@ -340,6 +344,9 @@ class ClientConn(asyncio.Protocol):
         prev = self.state
         self.state = S_CLOSED
         self._cancel_timer()
+        if self.ttimer is not None:
+            self.ttimer.cancel()
+            self.ttimer = None
         lst = self.listener
         lst.conns_set.discard(self)
         self.ctr.dec(self.vs.slot, CONN_ACTIVE, 1)
@@ -368,6 +375,7 @@ class ClientConn(asyncio.Protocol):
 
     def resume_writing(self):
         self.wpaused = False
+        self.last_io = self.loop.time()
         up = self.up
         if up is not None:
             up.resume_reading()
@@ -434,7 +442,7 @@ class ClientConn(asyncio.Protocol):
             self._abort("cD", 408)
 
     def _on_total_timeout(self):
-        self.timer = None
+        self.ttimer = None
         if self.state == S_REQ:
             self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
             self._abort("sL", 504)
@@ -508,6 +516,8 @@ class ClientConn(asyncio.Protocol):
         self.pool = pool
         self.head_out = self._upstream_head(req)
         self._arm(vs.response_timeout, self._on_io_timeout, "io")
+        if vs.total_timeout:
+            self.ttimer = self.loop.call_later(vs.total_timeout, self._on_total_timeout)
         self._dispatch(None)
 
     def _upstream_head(self, req) -> bytes:
@@ -858,6 +868,9 @@ class ClientConn(asyncio.Protocol):
         self.status = 101
         self.t_resp = self.loop.time()
         self._cancel_timer()
+        if self.ttimer is not None:
+            self.ttimer.cancel()
+            self.ttimer = None
         up_value = resp.upgrade or req.upgrade
         self._to_client(b"HTTP/1.1 101 %b\r\n%bconnection: upgrade\r\nupgrade: %b\r\n\r\n" % (
             resp.reason, http1.serialize_fields(resp.fields), up_value))
