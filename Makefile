@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q --upgrade pip setuptools wheel 'Cython>=3.0'
 
 deps: $(STAMP)
 $(STAMP): $(VENV)/bin/python pyproject.toml setup.py scripts/install-deps
