@@ -59,12 +59,22 @@ def dump_yaml(data: Any) -> str:
     return buf.getvalue()
 
 
-def console():
+def console(file: Any = None):
     from rich.console import Console
 
     # Off a terminal (a pipe, `-o table > file`) rich would wrap at 80 columns; don't.
     width = None if is_terminal() else int(os.environ.get("COLUMNS", "0") or 0) or 200
-    return Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
+    return Console(file=file or sys.stdout, width=width, highlight=False, soft_wrap=False)
+
+
+def _print(renderable: Any) -> None:
+    if is_terminal():
+        console().print(renderable)
+        return
+    # In a file or a pipe: no colour, and no padding at the end of lines for grep and diff to trip on.
+    buf = io.StringIO()
+    console(buf).print(renderable)
+    click.echo("\n".join(line.rstrip() for line in buf.getvalue().splitlines()))
 
 
 def emit(data: Any, table: Callable[[Any], Any]) -> None:
@@ -76,15 +86,13 @@ def emit(data: Any, table: Callable[[Any], Any]) -> None:
         click.echo(dump_yaml(data), nl=False)
     else:
         out = table(data)
-        c = None
         for i, r in enumerate(out if isinstance(out, (list, tuple)) else [out]):
             if i:
                 click.echo()  # a blank line between a show's sections
             if isinstance(r, str):
                 click.echo(r)  # plain text: never parsed as rich markup ("[fe80::1]:80" is not a tag)
-                continue
-            c = c or console()
-            c.print(r)
+            else:
+                _print(r)
 
 
 def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: Optional[str] = None):

@@ -84,7 +84,7 @@ class FakeAdcd:
             daemon_threads = True
 
         self.server = Server(path, Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def on(self, method: str, path: str, body, status: int = 200):
@@ -150,6 +150,7 @@ def test_vip_list_table_shows_each_vip_with_its_counters(api):
     r = run(api, "-o", "table", "vip", "list")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
+    assert all(l == l.rstrip() for l in lines)  # piped tables carry no trailing padding
     head = next(l for l in lines if "NAME" in l).split()
     assert head == ["NAME", "PROTO", "ADDRESS", "PORT", "POOL", "ROUTES", "ACTIVE", "CONNS", "IN", "OUT",
                     "REQS", "ERRS"]
@@ -523,12 +524,20 @@ def test_a_stale_socket_file_exits_4_connection_refused(sockdir):
     ["apply"],
     ["frobnicate"],
 ])
-def test_bad_arguments_are_usage_errors_exit_2_without_traceback(api, args):
-    r = sh("--socket", api.path, *args)
-    assert r.returncode == 2, (args, r.stderr)
-    assert "Traceback" not in r.stderr
+def test_bad_arguments_are_usage_errors_exit_2(api, args):
+    r = run(api, *args)
+    assert r.exit_code == 2, (args, r.output)
     assert sum(1 for l in r.stderr.splitlines() if l.startswith("Error:")) == 1
+    assert r.stdout == ""
     assert api.requests == []  # nothing reached the daemon
+
+
+def test_a_usage_error_in_a_shell_is_exit_2_one_message_no_traceback(api):
+    r = sh("--socket", api.path, "member", "weight", "web", "10.0.1.5:8080", "900")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert [l for l in r.stderr.splitlines() if l.startswith("Error:")] == [
+        "Error: Invalid value for 'W': 900 is not in the range 0<=x<=256."]
 
 
 def test_a_malformed_answer_is_one_line_and_exit_1_not_a_traceback(api):
