@@ -88,6 +88,9 @@ def check_text(text: str, path: str, *, check_files: bool = True) -> Checked:
                                           f"the file must be a mapping with global, monitors, certificates, "
                                           f"pools and vips (got {_kind_of(raw)})")])
     data = _plain(raw)
+    # top-level x-* keys are the operator's (a home for YAML anchors), as in docker compose
+    for k in [k for k in data if isinstance(k, str) and k.startswith("x-")]:
+        del data[k]
     # an empty section (`monitors:` with nothing under it) means none
     for k in SECTIONS + ("global",):
         if k in data and data[k] is None:

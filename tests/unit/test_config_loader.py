@@ -312,3 +312,19 @@ def test_large_config_loads_quickly():
     cfg = load_text("pools:\n" + pools + "vips:\n" + vips, "big.yaml")
     assert len(cfg.pools) == 300 and sum(len(p.members) for p in cfg.pools) == 3000
     assert time.monotonic() - t0 < 10
+
+
+def test_anchors_merges_and_x_keys():
+    text = textwrap.dedent("""\
+        x-member: &m {port: 8080, weight: 2}
+        pools:
+          - name: p
+            members:
+              - {<<: *m, address: 10.0.1.5}
+              - <<: *m
+                address: 10.0.1.6
+                weight: 900
+        """)
+    assert errors_of(text) == ["adc.yaml:8: pool 'p' member 10.0.1.6:8080: weight: must be 0..256 (got 900)"]
+    cfg = load_text(text.replace("900", "3"), "adc.yaml")
+    assert [(m.key, m.weight) for m in cfg.pools[0].members] == [("10.0.1.5:8080", 2), ("10.0.1.6:8080", 3)]
