@@ -251,7 +251,16 @@ def measure_memory(name: str, port: int, request, proxy, loadgen: str, pr: Procs
         line = _readline(g.popen.stdout, deadline)
         if line.startswith("ready"):
             ready = int(line.split()[1])
-            time.sleep(0.5)  # let the proxy finish its bookkeeping
+            # the kernel completes a client's handshake before the proxy accepts it: wait until
+            # the proxy has gone idle (accepted all, connected its members) before reading RSS
+            settle_deadline = time.monotonic() + 20
+            last = procs.cpu_seconds(proxy.pid)
+            while time.monotonic() < settle_deadline:
+                time.sleep(0.5)
+                now = procs.cpu_seconds(proxy.pid)
+                if now - last < 0.02:
+                    break
+                last = now
             after = procs.rss_bytes(proxy.pid)
         else:
             raise RuntimeError(f"idle connections never all opened ({line.strip() or 'no output'})")
@@ -380,31 +389,44 @@ def main() -> int:
         log(f"workdir {wd}; {reps} x {duration:g} s per scenario; proxies {', '.join(proxies)}")
         for rep in range(reps):
             for name in proxies:  # proxies interleaved, so slow drift on the machine hits all alike
-                try:
-                    proxy, skipped, note = start_proxy(name, pr, wd, ports, certs, adcd, nofile, idle_conns)
+                def launch():
+                    """The proxy, or None after recording why it did not start."""
+                    try:
+                        proxy, skipped, note = start_proxy(name, pr, wd, ports, certs, adcd, nofile, idle_conns)
+                    except Exception as e:
+                        log(f"{name}: failed to start: {e}")
+                        return None, {"error": f"proxy did not start: {' '.join(str(e).split())}"}
                     if note and note not in results["notes"]:
                         results["notes"].append(note)
-                except Exception as e:
-                    log(f"{name}: failed to start: {e}")
+                    warm(ports)
+                    return proxy, skipped
+
+                if rep == 0:  # memory once per proxy, each test on a fresh process
+                    for mname, title, port_of, request in memory:
+                        proxy, skipped = launch()
+                        if proxy is None:
+                            mem_raw[mname][name].append(skipped)
+                            continue
+                        try:
+                            r = measure_memory(mname, port_of(ports), request, proxy, loadgen, pr,
+                                               idle_conns, hold=60)
+                            log(f"{name:8} {mname:15} +{r['delta_mib']:.1f} MiB for {r['connections']} "
+                                f"connections ({r['kib_per_conn']:.2f} KiB each)")
+                        except Exception as e:
+                            r = {"error": str(e)}
+                            log(f"{name:8} {mname:15} FAILED: {e}")
+                        finally:
+                            pr.stop(proxy)
+                        mem_raw[mname][name].append(r)
+                if not any(name in raw[s.name] for s in selected):
+                    continue
+                proxy, skipped = launch()
+                if proxy is None:
                     for s in selected:
                         if name in raw[s.name]:
-                            raw[s.name][name].append({"error": f"proxy did not start: {e}"})
-                    for m in memory:
-                        mem_raw[m[0]][name].append({"error": f"proxy did not start: {e}"})
+                            raw[s.name][name].append(skipped)
                     continue
                 try:
-                    warm(ports)
-                    if rep == 0:  # memory once per proxy, on a fresh process
-                        for mname, title, port_of, request in memory:
-                            try:
-                                r = measure_memory(mname, port_of(ports), request, proxy, loadgen, pr,
-                                                   idle_conns, hold=60)
-                                log(f"{name:8} {mname:15} +{r['delta_mib']:.1f} MiB for {r['connections']} "
-                                    f"connections ({r['kib_per_conn']:.2f} KiB each)")
-                            except Exception as e:
-                                r = {"error": str(e)}
-                                log(f"{name:8} {mname:15} FAILED: {e}")
-                            mem_raw[mname][name].append(r)
                     for s in selected:
                         if name not in s.proxies:
                             continue
