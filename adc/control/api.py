@@ -22,6 +22,7 @@ from adc.config import diff as cfgdiff
 from adc.config import loader
 from adc.config.errors import ConfigInvalid
 from adc.config.schema import json_schema
+from adc.control.lookup import lookup
 from adc.control.supervisor import ApplyFailed, Supervisor
 
 logger = logging.getLogger("adc.api")
@@ -80,6 +81,7 @@ class Api:
         r("POST", r"/pools/([^/]+)/members/([^/]+)", self.member_set)
         r("GET", r"/workers", lambda req: [w.info() for w in self.sup.workers])
         r("GET", r"/stats", lambda req: self.sup.stats())
+        r("GET", r"/lookup", self.lookup)
         r("GET", r"/conns", self.conns)
         r("DELETE", r"/conns/([^/]+)", self.conn_kill)
 
@@ -317,6 +319,17 @@ class Api:
         if admin is None and weight is None:
             raise HttpError(400, "body needs 'admin' or 'weight'")
         return self.sup.set_member(name, key, admin=admin, weight=weight)
+
+    def lookup(self, req):
+        q = req["query"]
+        if not q.get("vip") or not q.get("client"):
+            raise HttpError(400, "lookup needs ?vip=NAME&client=IP[:PORT]")
+        if self.sup.plan is None:
+            raise LookupError("no config is running")
+        try:
+            return lookup(self.sup.plan, q["vip"], q["client"])
+        except ValueError as e:
+            raise HttpError(400, str(e))
 
     async def conns(self, req):
         q = req["query"]

@@ -18,6 +18,7 @@ from typing import Optional
 from adc._fastpath.counters import Field
 from adc.control.messages import ConnInfo
 from adc.l4.proxy_protocol import header as proxy_header
+from adc.lb import flow_key
 from adc.runtime import Listener, MemberRuntime
 
 logger = logging.getLogger("adc.l4.tcp")
@@ -29,13 +30,6 @@ BYTES_OUT = int(Field.BYTES_OUT)
 ERRORS = int(Field.ERRORS)
 REFUSED = int(Field.REFUSED)
 TIMEOUTS = int(Field.TIMEOUTS)
-
-
-def flow_key(hash_key: str, client: tuple, local: tuple) -> bytes:
-    """What hashing schedulers hash: the client address, or the whole 5-tuple."""
-    if hash_key == "five_tuple":
-        return f"6|{client[0]}|{client[1]}|{local[0]}|{local[1]}".encode()
-    return client[0].encode()
 
 
 class _Upstream(asyncio.Protocol):
@@ -113,7 +107,7 @@ class TcpConn(asyncio.Protocol):
         pool = ctx.pools.get(self.vip.default_pool or "")
         if pool is None:
             return self._fail("no pool")
-        key = flow_key(pool.plan.hash_key, self.client, self.local)
+        key = flow_key(self.client[0], self.client[1], pool.plan.hash_key, self.local[0], self.local[1])
         tried: list[MemberRuntime] = []
         for _ in range(pool.plan.retries + 1):
             member = pool.pick(key, tried)

@@ -18,6 +18,7 @@ from typing import Optional
 
 from adc._fastpath.counters import Field
 from adc.control.messages import ConnInfo
+from adc.lb import flow_key
 from adc.runtime import Listener, MemberRuntime
 
 logger = logging.getLogger("adc.l4.udp")
@@ -102,8 +103,8 @@ class UdpListener(Listener):
             c.inc(vip.slot, REFUSED)
             return None
         pool = self.ctx.pools.get(vip.default_pool or "")
-        member = pool.pick(client[0].encode() if pool.plan.hash_key == "source"
-                           else f"17|{client[0]}|{client[1]}|{vip.address}|{vip.port}".encode()) if pool else None
+        member = pool.pick(flow_key(client[0], client[1], pool.plan.hash_key, vip.address, vip.port,
+                                    "udp")) if pool else None
         if member is None:
             c.inc(vip.slot, ERRORS)
             return None

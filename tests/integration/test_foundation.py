@@ -381,3 +381,38 @@ def test_demo_serves_the_tour(tmp_path):
     for port in (8080, 9001):
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"{port} still served after Ctrl-C"
+
+
+def test_lookup_predicts_the_member_a_client_reaches_and_conn_list_shows_it(site):
+    ip, d, _ = site
+    held = []
+    for i in range(1, 7):
+        src = f"127.9.{i}.{i * 3}"
+        r = d.ctl("lookup", "echo", src, "-o", "json")
+        assert r.returncode == 0, r.stderr
+        want = __import__("json").loads(r.stdout)
+        assert want["algorithm"] == "maglev" and "slot" in want["reason"]
+        s = socket.socket()
+        s.bind((src, 0))
+        s.connect((ip, 8081))
+        s.sendall(b"x")
+        assert s.recv(1) == b"x"
+        held.append((s, src, want["member"]))
+    conns = d.api("GET", "/conns?vip=echo")
+    by_client = {c["client"].rsplit(":", 1)[0]: c for c in conns}
+    for s, src, member in held:
+        assert by_client[src]["member"] == f"echo/{member}", (src, by_client[src], member)
+        assert by_client[src]["bytes_in"] == 1 and by_client[src]["bytes_out"] == 1
+    victim = by_client[held[0][1]]["id"]
+    r = d.ctl("conn", "kill", victim)
+    assert r.returncode == 0, r.stderr
+    held[0][0].settimeout(5)
+    assert held[0][0].recv(10) == b""
+    for s, *_ in held:
+        s.close()
+    deadline = time.monotonic() + 5
+    while d.api("GET", "/conns?vip=echo") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.api("GET", "/conns?vip=echo") == []
+    r = d.ctl("lookup", "echo", "not-an-ip")
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr
