@@ -370,6 +370,7 @@ def _optional(loc: tuple) -> bool:
 
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_HEADER_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 
 
 def _translate(errs: list[dict], data: dict, path: str, lines: _Lines) -> list[ConfigError]:
@@ -422,7 +423,7 @@ def describe(loc: tuple, data: Any) -> str:
         if label:
             fields.pop()  # "pool 'web'" says more than "pools[0]"
             labels.append(label)
-        elif isinstance(el, int):
+        elif isinstance(el, int) and isinstance(node, list):
             fields[-1:] = [f"{fields[-1] if fields else ''}[{el}]"]
         else:
             fields.append(str(el))
@@ -463,7 +464,10 @@ def _reason(loc: tuple, group: list[dict], data: Any) -> str:
     standalone = [er for er in group if er["type"] in ("value_error", "assertion_error")]
     if standalone:
         return _strip_value_error(standalone[0]["msg"])
-    lo, hi = _bounds(loc)
+    if any(er["loc"] and er["loc"][-1] == "[key]" for er in group):
+        lo, hi = _key_bounds(loc[:-1])   # a bad key of a mapping such as error_pages
+    else:
+        lo, hi = _bounds(loc)
     phrases: list[str] = []
     for er in group:
         p = _expectation(er, lo, hi)
@@ -518,6 +522,8 @@ def _expectation(er: dict, lo: Any, hi: Any) -> str:
     if t == "string_pattern_mismatch":
         if ctx.get("pattern") == _NAME_PATTERN:
             return "a name of 1-63 letters, digits, '_', '.' or '-' starting with a letter or digit"
+        if ctx.get("pattern") == _HEADER_PATTERN:
+            return "an HTTP header name (letters, digits and !#$%&'*+.^_`|~-, no spaces)"
         return f"a string matching {ctx.get('pattern')}"
     if t == "too_short":
         n = ctx.get("min_length", 1)
@@ -615,6 +621,14 @@ def _walk(loc: tuple) -> tuple[Any, list]:
 def _bounds(loc: tuple) -> tuple[Any, Any]:
     _, meta = _walk(loc)
     return _find_bounds(meta)
+
+
+def _key_bounds(loc: tuple) -> tuple[Any, Any]:
+    tp, _ = _walk(loc)
+    if typing.get_origin(tp) is dict:
+        _, meta = _unwrap(typing.get_args(tp)[0], [])
+        return _find_bounds(meta)
+    return None, None
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

@@ -159,6 +159,16 @@ SCHEMA_CASES = [
          "    idle_timeout: forever\n",
          ["f.yaml:6: vip 'v': default_pool: no pool named 'q' (the file defines no pools)",
           "f.yaml:7: vip 'v': idle_timeout: expected a duration like 500ms, 2s or 1m (got 'forever')"]),
+    Case("L7 settings: a bad mapping key, an enum in a list, a bad header name, two actions",
+         "pools:\n  - {name: p, members: [{address: 10.0.0.1, port: 80}]}\nvips:\n  - name: v\n    address: "
+         "127.0.0.1\n    port: 80\n    protocol: http\n    default_pool: p\n    http:\n      error_pages: {200: /x}\n"
+         "      retry_on: [connect, 500]\n    routes:\n      - {pool: p, redirect: {status: 301}}\n"
+         "      - {match: {path: /c}, pool: p, request_headers: {set: {'bad header': x}}}\n",
+         ["f.yaml:10: vip 'v': http.error_pages.200: must be 400..599 (got 200)",
+          "f.yaml:11: vip 'v': http.retry_on[1]: must be one of 'connect', '502', '503' or '504' (got 500)",
+          "f.yaml:13: vip 'v' route #1: a route takes one action, not pool and redirect",
+          "f.yaml:14: vip 'v' route #2: request_headers.set.bad header: must be an HTTP header name (letters, digits "
+          "and !#$%&'*+.^_`|~-, no spaces) (got 'bad header')"]),
 ]
 
 
