@@ -344,4 +344,7 @@ class Config(Strict):
 
 
 def json_schema() -> dict:
-    return Config.model_json_schema(by_alias=True)
+    s = Config.model_json_schema(by_alias=True)
+    # the loader ignores top-level x-* keys (a home for YAML anchors); editors should too
+    s["patternProperties"] = {"^x-": {}}
+    return s
