@@ -594,6 +594,7 @@ cdef class Engine:
                 return
         self.wheel_arm(ci, self.vips[c.vip].idle_ms)
         c.s_wr = 1
+        c.s_rd = 1          # the member may have spoken first; its edge came with the connect event
         c.c_rd = 1          # bytes the client sent while we connected; its edge is already consumed
         self.pump(ci)
 
@@ -1127,7 +1128,10 @@ cdef class Engine:
         self.vips[vid].used = 0
 
     def vip_active(self, int vid):
-        return self.vips[vid].active
+        return self.vips[vid].active if 0 <= vid < MAX_VIPS else 0
+
+    def vip_accepting(self, int vid):
+        return self.vips[vid].accepting if 0 <= vid < MAX_VIPS else 0
 
     def conn_list(self, int vid=-1, int mid=-1):
         """Open connections and flows: (id, vid, 'tcp'|'udp', family, client ip bytes, client port,

@@ -1,0 +1,54 @@
+"""Test backends, each its own process: tcp echo (optionally greeting with its name first) and udp echo.
+
+usage: backend.py tcp|udp NAME [--greet] ; prints the bound port on stdout.
+A tcp echo carries half-close: after the client's EOF it sends what is left and shuts its write side.
+"""
+import asyncio
+import socket
+import sys
+
+
+class Echo(asyncio.Protocol):
+    def __init__(self, greet):
+        self.greet = greet
+
+    def connection_made(self, t):
+        self.t = t
+        if self.greet:
+            t.write(self.greet)
+
+    def data_received(self, data):
+        self.t.write(data)
+
+    def eof_received(self):
+        return False          # close after the buffered bytes are written, i.e. carry the FIN back
+
+
+class UdpEcho(asyncio.DatagramProtocol):
+    def connection_made(self, t):
+        self.t = t
+
+    def datagram_received(self, data, addr):
+        self.t.sendto(data, addr)
+
+
+async def main():
+    kind, name = sys.argv[1], sys.argv[2]
+    greet = f"{name}\n".encode() if "--greet" in sys.argv else None
+    loop = asyncio.get_running_loop()
+    if kind == "tcp":
+        srv = await loop.create_server(lambda: Echo(greet), "127.0.0.1", 0, backlog=4096)
+        port = srv.sockets[0].getsockname()[1]
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        await loop.create_datagram_endpoint(UdpEcho, sock=s)
+    print(port, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    import uvloop
+    uvloop.run(main())
