@@ -14,6 +14,7 @@ apply.
 """
 from __future__ import annotations
 
+import datetime
 import difflib
 import os
 import re
@@ -183,7 +184,11 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
             rep.error(("vips", i, "routes"), f"{where}: routes",
                       f"a {v.protocol} VIP forwards connections, it cannot route requests; "
                       f"routes need protocol http or https")
-        if l7 and v.default_pool is None and not v.routes:
+        redirect_all = getattr(v, "https_redirect", None) is not None
+        if redirect_all and v.protocol != "http":
+            rep.error(("vips", i, "https_redirect"), f"{where}: https_redirect",
+                      f"https_redirect belongs on an http VIP (this one is {v.protocol}); remove it")
+        if l7 and v.default_pool is None and not v.routes and not redirect_all:
             rep.error(("vips", i), where,
                       f"an {v.protocol} VIP needs default_pool or routes: it has nowhere to send requests")
         if not l7 and v.default_pool is None:
@@ -197,7 +202,10 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
                       "an https VIP needs tls with at least one certificate (tls: {certificates: [NAME]})")
         if v.tls is not None:
             for j, c in enumerate(v.tls.certificates):
-                if c not in names["certificates"]:
+                if c in v.tls.certificates[:j]:
+                    rep.error(("vips", i, "tls", "certificates", j), f"{where}: tls.certificates",
+                              f"certificate {c!r} is listed twice; remove one")
+                elif c not in names["certificates"]:
                     rep.error(("vips", i, "tls", "certificates", j), f"{where}: tls.certificates",
                               _unknown("certificate", c, names["certificates"]))
             if v.tls.client_auth != "none" and not v.tls.ca:
@@ -313,6 +321,27 @@ def _ssl_reason(e: Exception) -> str:
     return getattr(e, "reason", None) or str(e) or type(e).__name__
 
 
+EXPIRY_WARNING = datetime.timedelta(days=14)
+
+
+def _expiry(rep: _Report, loc: tuple, where: str, path: str, now: Optional[datetime.datetime] = None) -> None:
+    """Warn (not refuse: a restart must not take a site down) when the leaf certificate expires soon."""
+    try:
+        from cryptography import x509
+        with open(path, "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+    except Exception:  # not PEM: load_cert_chain reports it as an error
+        return
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    end = cert.not_valid_after_utc
+    if end <= now:
+        rep.warn(loc, where, f"the certificate expired on {end:%Y-%m-%d %H:%M} UTC; clients will refuse it")
+    elif end - now < EXPIRY_WARNING:
+        rep.warn(loc, where, f"the certificate expires on {end:%Y-%m-%d %H:%M} UTC, in {(end - now).days} days")
+    if cert.not_valid_before_utc > now:
+        rep.warn(loc, where, f"the certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+
+
 def _certificate_files(rep: _Report, cfg: Config) -> None:
     for i, c in enumerate(cfg.certificates):
         where = f"certificate {c.name!r}"
@@ -323,6 +352,8 @@ def _certificate_files(rep: _Report, cfg: Config) -> None:
                 if b"-----BEGIN CERTIFICATE-----" not in f.read():
                     rep.error(("certificates", i, "chain"), f"{where}: chain",
                               f"no PEM certificate in {c.chain}")
+        if ok_cert:
+            _expiry(rep, ("certificates", i, "cert"), where, c.cert)
         if ok_cert and ok_key:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             try:

@@ -18,14 +18,14 @@ from adc.config.loader import check_text, dump_yaml, load_file, load_text
 EXAMPLES = "/work/shared/examples"
 
 
-def make_cert(directory, stem: str, cn: str) -> tuple[str, str]:
+def make_cert(directory, stem: str, cn: str, days: float = 30, start_days: float = -1) -> tuple[str, str]:
     """A self-signed certificate and its key as stem.pem and stem.key in directory."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .serial_number(x509.random_serial_number()).not_valid_before(now + datetime.timedelta(days=start_days))
+            .not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
             .sign(key, hashes.SHA256()))
     cpath, kpath = os.path.join(directory, f"{stem}.pem"), os.path.join(directory, f"{stem}.key")
@@ -123,3 +123,27 @@ def test_client_ca_is_resolved_and_checked(tls_dir):
     shutil.copy(tls_dir / "site-a.pem", tls_dir / "clients" / "ca.pem")
     cfg = load_text(text, str(tls_dir / "tls.yaml"))
     assert cfg.vips[0].tls is not None and cfg.vips[0].tls.ca == str(tls_dir / "clients" / "ca.pem")
+
+
+@pytest.mark.parametrize("days,start,warning", [
+    (30, -1, None),
+    (5, -1, "the certificate expires on "),
+    (-2, -10, "the certificate expired on "),
+    (30, 2, "the certificate is not valid before "),
+], ids=["valid a month", "expires in 5 days", "expired", "not yet valid"])
+def test_certificate_validity_is_a_warning_not_an_error(tls_dir, days, start, warning):
+    make_cert(tls_dir, "site-a", "a.example.org", days=days, start_days=start)
+    res = check_text((tls_dir / "tls.yaml").read_text(), str(tls_dir / "tls.yaml"))
+    assert res.ok
+    got = [str(w) for w in res.warnings]
+    if warning is None:
+        assert got == []
+    else:
+        assert len(got) == 1 and got[0].startswith(f"{tls_dir}/tls.yaml:7: certificate 'site-a': {warning}")
+
+
+def test_certificate_listed_twice_on_a_vip(tls_dir):
+    text = (tls_dir / "tls.yaml").read_text().replace("[site-a, wildcard]", "[site-a, wildcard, site-a]")
+    res = check_text(text, str(tls_dir / "tls.yaml"))
+    assert [str(e) for e in res.errors] == [
+        f"{tls_dir}/tls.yaml:26: vip 'web-tls': tls.certificates: certificate 'site-a' is listed twice; remove one"]
