@@ -137,7 +137,8 @@ class Adcd(Proc):
         return [w["pid"] for w in self.api("GET", "/workers") if w["alive"]]
 
 
-def api_call(sock_path: str, method: str, path: str, body=None) -> tuple[int, object]:
+def unix_request(sock_path: str, method: str, path: str, data: Optional[bytes] = None):
+    """(status, headers, body) of one request to adcd's Unix socket."""
     class UnixConn(http.client.HTTPConnection):
         def connect(self):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -145,13 +146,17 @@ def api_call(sock_path: str, method: str, path: str, body=None) -> tuple[int, ob
             self.sock.connect(sock_path)
 
     c = UnixConn("adcd")
-    data = json.dumps(body).encode() if body is not None else None
-    c.request(method, "/api/v1" + path, body=data,
-              headers={"Content-Type": "application/json"} if data else {})
+    c.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
     r = c.getresponse()
     out = r.read()
     c.close()
-    return r.status, json.loads(out) if out else None
+    return r.status, dict(r.getheaders()), out
+
+
+def api_call(sock_path: str, method: str, path: str, body=None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    status, _, out = unix_request(sock_path, method, "/api/v1" + path, data)
+    return status, json.loads(out) if out else None
 
 
 def http_get(ip: str, port: int, path: str = "/", timeout: float = 5.0, headers: dict = {}) -> tuple[int, bytes]:

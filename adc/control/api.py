@@ -23,6 +23,7 @@ from adc.config import loader
 from adc.config.errors import ConfigInvalid
 from adc.config.schema import json_schema
 from adc.control.lookup import lookup
+from adc.control.metrics import Metrics
 from adc.control.supervisor import ApplyFailed, Supervisor
 
 logger = logging.getLogger("adc.api")
@@ -58,10 +59,21 @@ def _default(o):
     raise TypeError(type(o).__name__)
 
 
+class Raw:
+    """A response that is not JSON (the Prometheus text format)."""
+
+    def __init__(self, data: bytes, content_type: str):
+        self.data = data
+        self.content_type = content_type
+
+
 class Api:
     def __init__(self, sup: Supervisor):
         self.sup = sup
+        self.metrics = Metrics(sup)
         self.routes: list[tuple[str, re.Pattern, Callable]] = []
+        self.routes.append(("GET", re.compile("^/metrics$"), lambda req: Raw(
+            self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")))
         r = self._route
         r("GET", r"/status", self.status)
         r("GET", r"/config", self.config_get)
@@ -158,9 +170,12 @@ class Api:
                 "headers": headers, "body": body}
 
     async def _send(self, writer, status: int, body: Any, close: bool = False) -> None:
-        data = _json(body)
+        if isinstance(body, Raw):
+            data, ctype = body.data, body.content_type
+        else:
+            data, ctype = _json(body), "application/json"
         head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                f"Content-Type: {ctype}\r\nContent-Length: {len(data)}\r\n"
                 f"{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n")
         writer.write(head.encode() + data)
         await writer.drain()

@@ -416,3 +416,18 @@ def test_lookup_predicts_the_member_a_client_reaches_and_conn_list_shows_it(site
     assert d.api("GET", "/conns?vip=echo") == []
     r = d.ctl("lookup", "echo", "not-an-ip")
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr
+
+
+def test_metrics_expose_the_shared_memory_counters(site):
+    ip, d, _ = site
+    for _ in range(3):
+        assert http_get(ip, 8080, "/")[0] == 200
+    assert tcp_roundtrip(ip, 8081, b"12345") == b"12345"
+    from harness import unix_request
+    status, headers, body = unix_request(d.socket, "GET", "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert 'adc_vip_requests_total{vip="web"} 3.0' in text
+    assert 'adc_vip_bytes_in_total{vip="echo"} 5.0' in text
+    assert f'adc_member_up{{member="{ip}:9001",pool="web"}} 1.0' in text
+    assert "adc_workers_alive 2.0" in text
