@@ -1,0 +1,105 @@
+"""adc.health.http: HTTP and HTTPS monitors: one request, the status line against a list, the body against a regex."""
+from __future__ import annotations
+
+import ipaddress
+import re
+import ssl
+from typing import Optional
+
+from adc.config.schema import Monitor
+
+from .probe import MAX_READ, Outcome, Target, exchange
+
+_STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})")
+_CLEN = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
+
+
+def client_context(verify: bool) -> ssl.SSLContext:
+    """One context per setting, made once: building a context costs more than a check."""
+    ctx = _CONTEXTS.get(verify)
+    if ctx is None:
+        ctx = ssl.create_default_context()
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        _CONTEXTS[verify] = ctx
+    return ctx
+
+
+_CONTEXTS: dict[bool, ssl.SSLContext] = {}
+
+
+def server_name(mon: Monitor) -> Optional[str]:
+    """SNI: the monitor's sni, else its Host header; never an IP address (RFC 6066 forbids it)."""
+    name = mon.sni or (mon.host.split(":")[0] if mon.host else None)
+    if not name:
+        return None
+    try:
+        ipaddress.ip_address(name)
+        return None
+    except ValueError:
+        return name
+
+
+class HttpProbe:
+    """method path HTTP/1.1 with Host and the monitor's headers; Connection: close."""
+
+    def __init__(self, mon: Monitor):
+        self.mon = mon
+        self.tls = mon.type == "https"
+        self.ctx = client_context(mon.verify) if self.tls else None
+        self.sni = server_name(mon) if self.tls else None
+        self.expect_status = frozenset(mon.expect_status)
+        self.body = re.compile(mon.expect_body.encode()) if mon.expect_body else None
+        self._requests: dict[Target, bytes] = {}
+
+    def request(self, target: Target) -> bytes:
+        req = self._requests.get(target)
+        if req is None:
+            mon = self.mon
+            host = mon.host or (f"[{target.address}]" if ":" in target.address else target.address)
+            if not mon.host and target.port not in ((443,) if self.tls else (80,)):
+                host = f"{host}:{target.port}"
+            lines = [f"{mon.method} {mon.path} HTTP/1.1", f"Host: {host}"]
+            names = {k.lower() for k in mon.headers}
+            if "user-agent" not in names:
+                lines.append("User-Agent: adc-health")
+            lines += [f"{k}: {v}" for k, v in mon.headers.items() if k.lower() not in ("host", "connection")]
+            lines.append("Connection: close")
+            req = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            if len(self._requests) < 4096:
+                self._requests[target] = req
+        return req
+
+    async def __call__(self, target: Target) -> Outcome:
+        want_body = self.body is not None and self.mon.method.upper() != "HEAD"
+        reply, closed, _ = await exchange(target, self.request(target), _complete if want_body else _head_line,
+                                          ssl_ctx=self.ctx,
+                                          server_hostname=self.sni or (target.address if self.mon.verify else None))
+        m = _STATUS.match(reply)
+        if m is None:
+            if not reply:
+                return Outcome(False, "closed without a response" if closed else "no response")
+            return Outcome(False, "not an HTTP response")
+        status = int(m.group(1))
+        if status not in self.expect_status:
+            return Outcome(False, f"HTTP {status}")
+        if self.body is not None:
+            end = reply.find(b"\r\n\r\n")
+            body = reply[end + 4:] if end >= 0 else b""
+            if not self.body.search(body):
+                return Outcome(False, f"HTTP {status}, body did not match {self.mon.expect_body!r}")
+        return Outcome(True, f"HTTP {status}")
+
+
+def _head_line(buf: bytearray) -> bool:
+    return b"\r\n" in buf
+
+
+def _complete(buf: bytearray) -> bool:
+    """Headers and, when Content-Length says how long it is, the whole body (else read to close)."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    m = _CLEN.search(buf, 0, end + 2)
+    return m is not None and len(buf) - end - 4 >= min(int(m.group(1)), MAX_READ)
