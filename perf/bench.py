@@ -47,7 +47,7 @@ PROXIES = ("adc", "haproxy", "nginx")
 IDLE_CONNS = 10_000
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):  # not an Exception: no scenario may swallow it
     pass
 
 
@@ -293,6 +293,8 @@ def _readline(f, deadline: float) -> str:
 # ----------------------------------------------------------------- run
 def aggregate(runs: list[dict]) -> dict:
     ok = [r for r in runs if "error" not in r]
+    if not runs:
+        return {"status": "not run"}
     if not ok:
         return {"status": "failed", "reason": runs[-1]["error"] if runs else "not run", "runs": runs}
     out = {"status": "ok", "runs": runs, "reps": len(ok)}
@@ -467,8 +469,8 @@ def main() -> int:
         for p, runs in mem_raw[m[0]].items():
             ok = [r for r in runs if "error" not in r]
             results["memory"][m[0]]["proxies"][p] = (
-                {"status": "ok", **ok[0]} if ok else
-                {"status": "failed", "reason": runs[-1]["error"] if runs else "not run"})
+                {"status": "ok", **ok[0]} if ok else {"status": "not run"} if not runs else
+                {"status": "failed", "reason": runs[-1]["error"]})
     results["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
     results["finished"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["interrupted"] = interrupted
@@ -481,6 +483,8 @@ def main() -> int:
                              "figures are noisy; rerun on a quiet machine before drawing conclusions.")
 
     print(report.table_text(results))
+    if interrupted:  # a partial run never replaces the recorded results
+        quick = True
     outdir = args.out or (os.path.join(HERE, "results") if not quick else os.path.join(HERE, "work"))
     os.makedirs(outdir, exist_ok=True)
     stem = started.strftime("%Y-%m-%d") if not quick else "quick-" + started.strftime("%Y-%m-%d")

@@ -50,7 +50,7 @@ def _num(v, digits=3) -> str:
 
 def _cell(entry: dict, key: str) -> str:
     st = entry.get("status")
-    if st is None:
+    if st is None or st == "not run":
         return "not run"
     if st == "n/a":
         return "n/a"
@@ -92,7 +92,7 @@ def _tables(results: dict) -> list[str]:
     out.append("|---|---|---|---|---|---|---|---|---|")
     for name, sc in results["scenarios"].items():
         for proxy, e in sc["proxies"].items():
-            if e.get("status") == "n/a":
+            if e.get("status") in ("n/a", "not run"):
                 continue
             if e.get("status") != "ok":
                 out.append(f"| {name} | {NAMES[proxy]} | FAILED: {_one_line(e.get('reason', ''))} "
@@ -115,6 +115,8 @@ def _tables(results: dict) -> list[str]:
         for name, m in results["memory"].items():
             for proxy, e in m["proxies"].items():
                 ratio = m.get("ratios", {}).get(f"adc/{proxy}") if proxy != "adc" else None
+                if e.get("status") == "not run":
+                    continue
                 if e.get("status") != "ok":
                     out.append(f"| {m['title']} | {NAMES[proxy]} | FAILED: "
                                f"{_one_line(e.get('reason', ''))} | | | | | |")
