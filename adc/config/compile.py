@@ -194,10 +194,8 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
     for v in cfg.vips:
         tls = None
         if v.tls is not None:
-            tls = TlsPlan(
-                certificates=[(n, certs[n].cert, certs[n].key, certs[n].chain) for n in v.tls.certificates],
-                profile=v.tls.profile, client_auth=v.tls.client_auth, ca=v.tls.ca,
-            )
+            from adc.tls.plan import tls_plan
+            tls = tls_plan(v.tls, [(n, certs[n].cert, certs[n].key, certs[n].chain) for n in v.tls.certificates])
         vips.append(VipPlan(
             name=v.name, protocol=v.protocol, address=v.address, port=v.port,
             listener=listener_key(v.protocol, v.address, v.port),
@@ -208,6 +206,9 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
             http=http_plan(v),
             slot=slots.slot(vip_key(v.name)),
         ))
+        if v.tls is not None or v.https_redirect is not None:
+            from adc.tls.plan import https_options
+            https_options(v, vips[-1])
 
     g = cfg.global_
     access_log = AccessLogPlan(path=g.access_log.path, format=g.access_log.format) if g.access_log else None

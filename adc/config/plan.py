@@ -100,6 +100,16 @@ class TlsPlan(msgspec.Struct, kw_only=True):
     profile: str = "intermediate"
     client_auth: str = "none"
     ca: Optional[str] = None
+    # adc.tls: custom profile settings, ALPN, tickets, client-certificate headers
+    min_version: Optional[str] = None
+    ciphers: Optional[str] = None
+    groups: Optional[list[str]] = None
+    alpn: list[str] = msgspec.field(default_factory=lambda: ["http/1.1"])
+    session_tickets: bool = True
+    ticket_rotation: float = 3600.0
+    ticket_secret: bytes = b""        # this adcd's, so every worker encrypts tickets alike
+    client_headers: bool = True
+    version: str = ""                 # sha256 of the files' contents: a re-imported file is a change
 
 
 class HttpPlan(msgspec.Struct, kw_only=True):

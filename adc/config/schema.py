@@ -306,11 +306,40 @@ class Route(Strict):
         return self
 
 
+class Hsts(Strict):
+    """Strict-Transport-Security on every response of an https VIP."""
+    max_age: Duration = 31536000.0
+    include_subdomains: bool = False
+    preload: bool = False
+
+
 class VipTls(Strict):
     certificates: list[Name] = Field(min_length=1)
     profile: Literal["intermediate", "modern", "custom"] = "intermediate"
     client_auth: Literal["none", "optional", "required"] = "none"
     ca: Optional[str] = None
+    # profile custom: intermediate with these replaced (adc.tls.profiles)
+    min_version: Optional[Literal["1.2", "1.3"]] = None
+    ciphers: Optional[str] = None             # TLS 1.2 suites, OpenSSL names joined by ':'
+    groups: Optional[list[str]] = None        # key exchange, e.g. [X25519, prime256v1]
+    alpn: list[Literal["http/1.1"]] = ["http/1.1"]
+    session_tickets: bool = True
+    ticket_rotation: Duration = 3600.0
+    client_headers: bool = True               # X-Client-Cert-* to members (client_auth optional/required)
+    hsts: Optional[Hsts] = None
+
+    @model_validator(mode="after")
+    def _custom_only(self) -> "VipTls":
+        set_ = [k for k in ("min_version", "ciphers", "groups") if getattr(self, k) is not None]
+        if set_ and self.profile != "custom":
+            raise ValueError(f"{', '.join(set_)} need profile: custom (profile {self.profile} fixes them)")
+        return self
+
+
+class HttpsRedirect(Strict):
+    """An http VIP that answers every request with a redirect to https."""
+    port: Port = 443
+    status: Literal[301, 302, 307, 308] = 301
 
 
 class Vip(Strict):
@@ -326,6 +355,7 @@ class Vip(Strict):
     udp_flow_limit: Annotated[int, Field(ge=1)] = 65536
     udp_one_shot: bool = False
     http: Optional[HttpVip] = None        # L7 settings of http/https VIPs
+    https_redirect: Optional[HttpsRedirect] = None   # http VIPs: redirect everything to https
 
 
 class Certificate(Strict):

@@ -1,0 +1,1 @@
+"""adc.tls: TLS for VIPs and members: server contexts by SNI, profiles, client identity, certificate checks."""

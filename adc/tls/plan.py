@@ -1,0 +1,68 @@
+"""adc.tls.plan: the TLS parts of compiling a VIP: TlsPlan, HSTS, and the http-to-https redirect."""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Optional
+
+from adc.config.plan import HeaderOpsPlan, HttpPlan, RedirectPlan, RoutePlan, TlsPlan, VipPlan
+
+# one per adcd (the supervisor compiles every plan): every worker derives the same ticket keys,
+# and a restart starts fresh keys
+_TICKET_SECRET = os.urandom(32)
+
+
+def files_version(certificates, ca: Optional[str]) -> str:
+    """sha256 over the files' contents: importing new files under the same paths is a change."""
+    h = hashlib.sha256()
+    for _name, *paths in certificates:
+        for p in list(paths) + [None]:
+            if p is None:
+                h.update(b"\0")
+                continue
+            try:
+                with open(p, "rb") as f:
+                    h.update(hashlib.sha256(f.read()).digest())
+            except OSError:
+                h.update(b"missing:" + p.encode())
+    if ca:
+        try:
+            with open(ca, "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+        except OSError:
+            h.update(b"missing:" + ca.encode())
+    return h.hexdigest()
+
+
+def tls_plan(t, certificates: list[tuple[str, str, str, Optional[str]]]) -> TlsPlan:
+    """The TlsPlan of a schema VipTls; certificates as (name, cert, key, chain) with absolute paths."""
+    return TlsPlan(
+        certificates=certificates, profile=t.profile, client_auth=t.client_auth, ca=t.ca,
+        min_version=t.min_version, ciphers=t.ciphers, groups=list(t.groups) if t.groups else None,
+        alpn=list(t.alpn), session_tickets=t.session_tickets, ticket_rotation=t.ticket_rotation,
+        ticket_secret=_TICKET_SECRET, client_headers=t.client_headers,
+        version=files_version(certificates, t.ca),
+    )
+
+
+def hsts_value(h) -> str:
+    v = f"max-age={int(h.max_age)}"
+    if h.include_subdomains:
+        v += "; includeSubDomains"
+    if h.preload:
+        v += "; preload"
+    return v
+
+
+def https_options(v, plan: VipPlan) -> None:
+    """HSTS as a response header of the VIP; https_redirect as a first route that redirects everything."""
+    if v.tls is not None and v.tls.hsts is not None and plan.http is not None:
+        ops = plan.http.response_headers or HeaderOpsPlan()
+        ops.set = [(k, val) for k, val in ops.set if k.lower() != "strict-transport-security"]
+        ops.set.append(("Strict-Transport-Security", hsts_value(v.tls.hsts)))
+        plan.http.response_headers = ops
+    r = getattr(v, "https_redirect", None)
+    if r is not None:
+        plan.routes.insert(0, RoutePlan(
+            name="https-redirect",
+            redirect=RedirectPlan(status=r.status, scheme="https", port=r.port)))
