@@ -15,7 +15,7 @@ $(VENV)/bin/python:
 deps: $(STAMP)
 $(STAMP): $(VENV)/bin/python pyproject.toml setup.py scripts/install-deps
 	scripts/install-deps
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
 # the extensions are rebuilt in place whenever a .pyx/.pxd changed
