@@ -309,6 +309,34 @@ def aggregate(runs: list[dict]) -> dict:
     return out
 
 
+def write_report(results: dict, jpath: str, results_md: bool) -> None:
+    """The PNG beside the JSON; the Markdown into perf/RESULTS.md (results_md) or beside the JSON."""
+    stem = os.path.splitext(jpath)[0]
+    png = report.plot(results, stem + ".png")
+    if results_md:
+        rel = os.path.relpath(os.path.dirname(jpath), HERE)
+        md = report.markdown(results, f"{rel}/{os.path.basename(png)}" if png else None,
+                             f"{rel}/{os.path.basename(jpath)}")
+        mdpath = os.path.join(HERE, "RESULTS.md")
+    else:
+        md = report.markdown(results, os.path.basename(png) if png else None, os.path.basename(jpath))
+        mdpath = stem + ".md"
+    with open(mdpath, "w") as f:
+        f.write(md)
+    log(f"wrote {jpath}, {mdpath}" + (f", {png}" if png else ""))
+
+
+def render(jpath: str) -> int:
+    """Re-render the table, plot and Markdown of a recorded run without running anything."""
+    with open(jpath) as f:
+        results = json.load(f)
+    report.add_ratios(results)
+    print(report.table_text(results))
+    in_results = os.path.abspath(os.path.dirname(jpath)) == os.path.join(HERE, "results")
+    write_report(results, jpath, results_md=in_results)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     mode = ap.add_mutually_exclusive_group()
@@ -322,7 +350,10 @@ def main() -> int:
     ap.add_argument("--port-base", type=int, default=23100, help="ports used: BASE+1 .. BASE+17")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
     ap.add_argument("--out", help="where to write results (default: perf/results for --full, perf/work otherwise)")
+    ap.add_argument("--render", metavar="JSON", help="only re-render the table, plot and RESULTS.md of a recorded run")
     args = ap.parse_args()
+    if args.render:
+        return render(args.render)
 
     quick = args.quick
     reps = args.reps or (1 if quick else 5)
@@ -491,15 +522,7 @@ def main() -> int:
     jpath = os.path.join(outdir, stem + ".json")
     with open(jpath, "w") as f:
         json.dump(results, f, indent=1, sort_keys=False)
-    png = report.plot(results, os.path.join(outdir, stem + ".png"))
-    md = report.markdown(results, os.path.basename(png) if png else None, os.path.basename(jpath))
-    mdpath = os.path.join(HERE, "RESULTS.md") if not quick and args.out is None else os.path.join(outdir, stem + ".md")
-    if not quick and args.out is None and png:
-        md = md.replace(f"]({os.path.basename(png)})", f"](results/{os.path.basename(png)})")
-        md = md.replace(f"]({os.path.basename(jpath)})", f"](results/{os.path.basename(jpath)})")
-    with open(mdpath, "w") as f:
-        f.write(md)
-    log(f"wrote {jpath}, {mdpath}" + (f", {png}" if png else ""))
+    write_report(results, jpath, results_md=not quick and args.out is None)
     if args.keep:
         log(f"kept {wd}")
     else:
