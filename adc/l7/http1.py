@@ -69,7 +69,8 @@ HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"te", b"tra
                  b"transfer-encoding", b"upgrade", b"content-length"))
 
 # request fields the proxy itself writes: X-Forwarded-For is appended to, the others replaced
-_REQ_SPECIAL = HOP | {b"host", b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
+_REQ_SPECIAL = HOP | {b"host", b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+                      b"x-request-id"}
 
 # phrases for the statuses we answer ourselves
 REASONS = {
@@ -147,13 +148,14 @@ class Request:
     """A parsed request head. `fields` keeps every end-to-end field as received (name, value)."""
     __slots__ = ("method", "target", "path", "query", "minor", "fields", "host", "authority",
                  "content_length", "chunked", "keep_alive", "upgrade", "expect_continue",
-                 "absolute", "te_trailers", "head_size", "xff")
+                 "absolute", "te_trailers", "head_size", "xff", "request_id")
 
     def __init__(self):
         self.upgrade = None
         self.expect_continue = False
         self.absolute = False
         self.te_trailers = False
+        self.request_id = None
 
     @property
     def has_body(self) -> bool:
@@ -201,6 +203,11 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
     for name, value in pairs:
         ln = name.lower()
         if ln in _REQ_SPECIAL:
+            if ln == b"x-request-id":
+                if r.request_id is None:
+                    r.request_id = value
+                fields.append((name, value))
+                continue
             if ln == b"x-forwarded-for":
                 xff = value if xff is None else xff + b", " + value
                 continue

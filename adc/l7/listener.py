@@ -27,7 +27,9 @@ from adc.config.plan import HttpPlan, VipPlan
 from adc.l7 import http1
 from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ClientProtocolError, Limits,
                           body_reader, parse_request_head, parse_response_head)
-from adc.l7.router import Router
+from adc.l7.persist import Persistence
+from adc.l7.router import A_POOL, A_REDIRECT, A_RESPOND, HeaderOps, Router
+from adc.lb._common import flow_key
 from adc.runtime import Listener
 
 CONN_TOTAL = int(Field.CONN_TOTAL)
@@ -51,7 +53,11 @@ P_PIPELINE = 4      # pipelined requests wait for the current one
 PENDING_MAX = 256 * 1024
 PIPELINE_MAX = 64 * 1024
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"))
+_HASHING = ("maglev", "source_hash")
 _ids = itertools.count(1)
+_rids = itertools.count(1)
+# request ids: a per-process random prefix and a counter, unique without a syscall per request
+_RID_PREFIX = os.urandom(6).hex().encode()
 
 
 class VipState:
@@ -61,7 +67,6 @@ class VipState:
         self.plan = vip
         self.name = vip.name
         self.slot = vip.slot
-        self.router = Router(vip.routes) if vip.routes else None
         self.default_pool = vip.default_pool
         self.scheme = b"https" if vip.protocol == "https" else b"http"
         h = vip.http if vip.http is not None else HttpPlan()
@@ -75,6 +80,20 @@ class VipState:
         self.connect_timeout = h.connect_timeout      # None: the pool's
         self.total_timeout = h.total_timeout
         self.tunnel_timeout = h.tunnel_timeout
+        ops = HeaderOps(h.request_headers)
+        self.req_ops = ops if ops else None
+        ops = HeaderOps(h.response_headers)
+        self.resp_ops = ops if ops else None
+        self.router = Router(vip.routes, h.request_headers, h.response_headers) if vip.routes else None
+        self.persist = Persistence(h.persistence) if h.persistence is not None else None
+        self.route_persist = {r.name: Persistence(r.persistence) for r in vip.routes
+                              if r.persistence is not None}
+        self.x_forwarded = h.x_forwarded
+        self.forwarded = h.forwarded
+        self.request_id_name = h.request_id.encode() if h.request_id else None
+        self.request_id = self.request_id_name.lower() if h.request_id else None
+        self.error_pages = {int(k): v.encode() for k, v in h.error_pages.items()}
+        self.retry_statuses = frozenset(int(x) for x in h.retry_on if x.isdigit())
         self.max_connections = vip.max_connections
 
 
@@ -237,6 +256,7 @@ class ClientConn(asyncio.Protocol):
         self.in_process = False
         self.client_ip = b"-"
         self.client_port = 0
+        self.flow_key = None
         self._reset_request()
 
     def _reset_request(self):
@@ -271,6 +291,10 @@ class ClientConn(asyncio.Protocol):
         self.req_bytes_in = 0
         self.resp_bytes = 0
         self.log_member = None
+        self.resp_ops = None
+        self.persist = None
+        self.sticky = None
+        self.request_id = None
 
     # ------------------------------------------------------------- client side
     def connection_made(self, transport):
@@ -505,7 +529,27 @@ class ClientConn(asyncio.Protocol):
             self.close_after = True
         route = vs.router.match(req) if vs.router is not None else None
         self.route = route
-        pool_name = route.plan.pool if route is not None else vs.default_pool
+        if route is None:
+            pool_name = vs.default_pool
+            req_ops = vs.req_ops
+            self.resp_ops = vs.resp_ops
+            self.persist = vs.persist
+        else:
+            act = route.action
+            if act == A_RESPOND:
+                status, body, fields, ctype = route.fixed
+                self._local(status, body=body, fields=fields, content_type=ctype, term="--", count=False)
+                return
+            if act == A_REDIRECT:
+                self._local(route.redirect.status, body=b"", term="--", count=False,
+                            fields=((b"location", route.location(req, vs.scheme)),))
+                return
+            pool_name = route.pool_name() if act != A_POOL or route.pool else vs.default_pool
+            if route.strip_prefix is not None or route.rx is not None:
+                route.rewrite(req)
+            req_ops = route.req_ops
+            self.resp_ops = route.resp_ops
+            self.persist = vs.route_persist[route.name] if route.persistence is not None else vs.persist
         if pool_name is None:
             self._local(404, term="P-")
             return
@@ -514,20 +558,51 @@ class ClientConn(asyncio.Protocol):
             self._local(503, term="P-")
             return
         self.pool = pool
-        self.head_out = self._upstream_head(req)
+        fields = req.fields
+        authority = req.authority
+        if req_ops is not None:
+            fields = req_ops.apply(fields)
+            if req_ops.host is not None:
+                authority = req_ops.host
+        ps = self.persist
+        if ps is not None and ps.type == "cookie":
+            self.sticky, app = ps.persisted(req, pool)
+            if ps.mode == "insert":
+                fields = ps.strip_cookie(fields)
+            elif ps.mode == "prefix":
+                fields = ps.strip_cookie(fields, app)
+        self.head_out = self._upstream_head(req, fields, authority)
         self._arm(vs.response_timeout, self._on_io_timeout, "io")
         if vs.total_timeout:
             self.ttimer = self.loop.call_later(vs.total_timeout, self._on_total_timeout)
         self._dispatch(None)
 
-    def _upstream_head(self, req) -> bytes:
+    def _upstream_head(self, req, fields, authority) -> bytes:
         vs = self.vs
-        xff = self.client_ip if req.xff is None else req.xff + b", " + self.client_ip
-        parts = [b"%b %b HTTP/1.1\r\nhost: %b\r\n" % (req.method, req.target, req.authority)]
-        for f in req.fields:
+        parts = [b"%b %b HTTP/1.1\r\nhost: %b\r\n" % (req.method, req.target, authority)]
+        for f in fields:
             parts.append(b"%b: %b\r\n" % f)
-        parts.append(b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\nx-forwarded-host: %b\r\n"
-                     % (xff, vs.scheme, req.authority))
+        if vs.x_forwarded:
+            xff = self.client_ip if req.xff is None else req.xff + b", " + self.client_ip
+            parts.append(b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\nx-forwarded-host: %b\r\n"
+                         % (xff, vs.scheme, req.authority))
+        elif req.xff is not None:
+            parts.append(b"x-forwarded-for: %b\r\n" % req.xff)
+        if vs.forwarded:
+            ip = self.client_ip
+            node = b'"[%b]"' % ip if b":" in ip else ip
+            parts.append(b'forwarded: for=%b;host="%b";proto=%b\r\n' % (node, req.authority, vs.scheme))
+        rid = vs.request_id
+        if rid is not None:
+            if rid == b"x-request-id":
+                have = req.request_id
+            else:
+                have = req.field(rid)
+            if have is None:
+                self.request_id = b"%b%x" % (_RID_PREFIX, next(_rids))
+                parts.append(b"%b: %b\r\n" % (vs.request_id_name, self.request_id))
+            else:
+                self.request_id = have
         if req.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
         elif req.content_length is not None:
@@ -539,11 +614,34 @@ class ClientConn(asyncio.Protocol):
         parts.append(b"\r\n")
         return b"".join(parts)
 
-    def _dispatch(self, last_failure):
+    def _pick(self, pool, tried):
+        """The member for this request: a persisted one, a hashed one, or the pool's choice."""
+        ps = self.persist
+        ex = tried or ()
+        if ps is not None:
+            if ps.type == "cookie":
+                m = self.sticky
+                if m is not None and m not in ex:
+                    return m
+            else:
+                key = ps.hash_key(self.req, self.client_ip)
+                if key is not None:
+                    return ps.pick_hashed(pool, key, ex)
+        if pool.plan.algorithm in _HASHING:
+            if self.flow_key is None:
+                try:
+                    self.flow_key = flow_key(self.client_ip.decode())
+                except ValueError:
+                    self.flow_key = self.client_ip
+            return pool.pick(self.flow_key, ex)
+        return pool.pick(None, ex)
+
+    def _dispatch(self, last_failure, m=None):
         """Choose a member (not one tried already) and send the request to it."""
         pool = self.pool
         tried = self.tried
-        m = pool.pick(self._hash_key(), tried or ())
+        if m is None:
+            m = self._pick(pool, tried)
         if m is None:
             if last_failure is None:
                 self._local(503, term="SC" if tried else "PQ")
@@ -567,9 +665,6 @@ class ClientConn(asyncio.Protocol):
             self._attach(up, True)
         else:
             self.connect_task = self.loop.create_task(self._connect(m, key))
-
-    def _hash_key(self):
-        return self.client_ip
 
     async def _connect(self, m, key):
         lst = self.listener
@@ -701,11 +796,37 @@ class ClientConn(asyncio.Protocol):
                     self._to_client(b"HTTP/1.1 %d %b\r\n%b\r\n" % (
                         resp.status, resp.reason, http1.serialize_fields(resp.fields)))
                 continue
+            if resp.status in self.vs.retry_statuses and self._retry_status(resp):
+                return
             self._start_response(resp)
         if self.rstate == R_BODY and self.rbuf:
             data = self.rbuf
             self.rbuf = b""
             self._resp_body(data)
+
+    def _retry_status(self, resp) -> bool:
+        """An idempotent request without a body answered 502/503/504 (as configured): try another member."""
+        req = self.req
+        if req.method not in IDEMPOTENT or self.reader is not None or not self.req_done:
+            return False
+        m = self.member
+        tried = (self.tried or []) + [m]
+        if len(tried) > self.pool.plan.retries:
+            return False
+        other = self._pick(self.pool, tried)
+        if other is None:
+            return False
+        up = self.up
+        self.up = None
+        if up is not None:
+            up.close()        # its body is unread: the connection cannot be reused
+        self.ctr.inc(m.slot, ERRORS, 1)
+        self._release_member(False)
+        self.tried = tried
+        self.rstate = R_NONE
+        self.rbuf = b""
+        self._dispatch("status", other)
+        return True
 
     def _start_response(self, resp):
         self.resp = resp
@@ -713,7 +834,17 @@ class ClientConn(asyncio.Protocol):
         self.t_resp = self.loop.time()
         req = self.req
         parts = [b"HTTP/1.1 %d %b\r\n" % (resp.status, resp.reason)]
-        for f in resp.fields:
+        fields = resp.fields
+        if self.resp_ops is not None:
+            fields = self.resp_ops.apply(fields)
+        ps = self.persist
+        if ps is not None and ps.type == "cookie" and self.member is not None:
+            if ps.mode == "insert":
+                if self.sticky is not self.member:
+                    fields = fields + [ps.set_cookie(ps.member_token(self.pool, self.member))]
+            else:
+                fields, _ = ps.rewrite_set_cookies(fields, ps.member_token(self.pool, self.member))
+        for f in fields:
             parts.append(b"%b: %b\r\n" % f)
         self.out_chunked = False
         if resp.no_body:
@@ -901,11 +1032,11 @@ class ClientConn(asyncio.Protocol):
 
     # ----------------------------------------------------------- local answers
     def _local(self, status: int, close: bool = False, term: str = "P-", body: Optional[bytes] = None,
-               fields=()):
+               fields=(), content_type: bytes = b"text/plain", count: bool = True):
         """Answer the current request ourselves (errors, redirects, fixed responses)."""
         if self.state == S_CLOSED:
             return
-        if status >= 400:
+        if count and status >= 400:
             self.ctr.inc(self.vs.slot, ERRORS, 1)
             if self.pool is not None and status >= 500:
                 self.ctr.inc(self.pool.slot, ERRORS, 1)
@@ -920,12 +1051,17 @@ class ClientConn(asyncio.Protocol):
             close = True
         self.close_after = self.close_after or close
         if body is None:
-            body = http1.error_body(status) if status >= 300 else b""
+            page = self.vs.error_pages.get(status)
+            if page is not None:
+                body = page
+                content_type = b"text/html; charset=utf-8"
+            else:
+                body = http1.error_body(status) if status >= 300 else b""
         head_only = req is not None and req.method == b"HEAD"
         self.status = status
         self.term = term
         self._to_client(http1.simple_response(status, body, self.close_after, fields,
-                                              head_only=head_only))
+                                              content_type=content_type, head_only=head_only))
         if self.state == S_HEAD and req is None:
             # refused before any request: nothing to log as an exchange
             self.state = S_REQ
@@ -996,17 +1132,25 @@ class HttpListener(Listener):
         self.server = None
         self.draining = False
         self.last_error = None
+        self.tls = None
+        if vip.protocol == "https" and vip.tls is not None:
+            from adc.tls.server import ServerTls      # built here: bad certificates fail the prepare
+            self.tls = ServerTls(vip.tls, vip.name, ctx.loop)
 
     async def start(self) -> None:
         # serve a duplicate of the fd: closing our server must leave the supervisor's socket open
         dup = socket.socket(fileno=os.dup(self.sock.fileno()))
         dup.setblocking(False)
-        self.server = await self.ctx.loop.create_server(lambda: ClientConn(self), sock=dup,
-                                                        backlog=4096)
+        tls = self.tls
+        self.server = await self.ctx.loop.create_server(
+            lambda: ClientConn(self), sock=dup, backlog=4096, ssl=tls.context if tls is not None else None,
+            ssl_handshake_timeout=self.state.header_timeout if tls is not None else None)
 
     def update(self, vip: VipPlan) -> None:
         self.vip = vip
         self.state = VipState(vip)
+        if self.tls is not None and vip.tls is not None:
+            self.tls.apply(vip.tls)      # new handshakes get the new certificates; open ones keep theirs
         self.upstreams.max_idle = self.state.http.max_idle_per_member
         self.upstreams.idle_timeout = self.state.http.member_idle_timeout
 
