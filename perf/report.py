@@ -31,6 +31,7 @@ def add_ratios(results: dict) -> None:
             a, b = p.get("adc", {}), p.get(other, {})
             ok = a.get("status") == "ok" and b.get("status") == "ok" and b["delta_mib"] > 0
             m["ratios"][f"adc/{other}"] = a["delta_mib"] / b["delta_mib"] if ok else None
+    results["targets"] = targets(results)
 
 
 def _num(v, digits=3) -> str:
@@ -104,6 +105,17 @@ def _tables(results: dict) -> list[str]:
             bound = e["bound"] + (" (noisy)" if e.get("noisy") else "")
             out.append(f"| {name} | {NAMES[proxy]} | {_cell(e, 'rate')} {sc['rate_label']} | {_cell(e, 'p50_ms')} | "
                        f"{_cell(e, 'p99_ms')} | {util:.0%} | {load:.0%} | {bound} | {e.get('errors', 0)} |")
+    checks = targets(results)
+    if checks:
+        out.append("")
+        out.append("Targets of the L4 (#4), L7 (#5) and TLS (#7) issues, from this run "
+                   "(measured: adc's CPU per unit relative to the other proxy, or adc's memory)")
+        out.append("")
+        out.append("| issue | target | measured | met |")
+        out.append("|---|---|---|---|")
+        for c in checks:
+            met = "–" if c["met"] is None else ("yes" if c["met"] else "NO")
+            out.append(f"| {c['issue']} | {c['target']} | {c['measured']} | {met} |")
     if results["memory"]:
         out.append("")
         out.append("Resident memory of the proxy (all its processes) with idle connections open; growth at "
@@ -124,6 +136,42 @@ def _tables(results: dict) -> list[str]:
                 out.append(f"| {m['title']} | {NAMES[proxy]} | {e['connections']} | {e['rss_before_mib']:.1f} | "
                            f"{e['rss_after_mib']:.1f} | {e['kib_per_conn']:.2f} | {e['delta_mib']:.1f} | "
                            f"{_ratio(ratio)} |")
+    return out
+
+
+# The speed targets of the L4 (#4), L7 (#5) and TLS (#7) issues, as checks on one run's figures.
+# (issue, what it asks, scenario or memory test, figure, limit): the figure must be <= limit.
+TARGETS = [
+    ("#4", "TCP bulk throughput per proxy CPU-second >= 0.9x HAProxy", "tcp-bulk", "cpu:haproxy", 1 / 0.9),
+    ("#4", "proxy CPU per new TCP connection <= 1.2x HAProxy", "tcp-newconn", "cpu:haproxy", 1.2),
+    ("#4", "proxy CPU per UDP datagram <= NGINX stream", "udp-rr", "cpu:nginx", 1.0),
+    ("#4", "10,000 idle TCP connections add <= 20 MiB", "mem-l4", "mem_mib", 20.0),
+    ("#5", "proxy CPU per keep-alive request <= 1.5x HAProxy", "http-keepalive", "cpu:haproxy", 1.5),
+    ("#5", "proxy CPU per new-connection request <= 1.5x HAProxy", "http-newconn", "cpu:haproxy", 1.5),
+    ("#5", "10,000 idle keep-alive connections <= 8 KiB each", "mem-l7", "mem_kib", 8.0),
+    ("#7", "keep-alive HTTPS requests per CPU-second >= 0.7x HAProxy", "tls-keepalive", "cpu:haproxy", 1 / 0.7),
+    ("#7", "ECDSA full handshakes per CPU-second >= 0.8x HAProxy", "tls-ecdsa", "cpu:haproxy", 1 / 0.8),
+]
+
+
+def targets(results: dict) -> list[dict]:
+    out = []
+    for issue, what, test, figure, limit in TARGETS:
+        value = None
+        if figure.startswith("cpu:"):
+            sc = results["scenarios"].get(test)
+            if sc:
+                value = sc.get("ratios", {}).get(f"cpu_us_per_unit:adc/{figure[4:]}")
+        else:
+            e = results["memory"].get(test, {}).get("proxies", {}).get("adc", {})
+            if e.get("status") == "ok":
+                value = e["delta_mib"] if figure == "mem_mib" else e["kib_per_conn"]
+        if test not in results["scenarios"] and test not in results["memory"]:
+            continue
+        shown = (f"{value:.2f}x" if figure.startswith("cpu:") else
+                 f"{value:.1f} MiB" if figure == "mem_mib" else f"{value:.2f} KiB") if value is not None else "–"
+        out.append({"issue": issue, "target": what, "measured": shown,
+                    "met": None if value is None else value <= limit})
     return out
 
 
