@@ -144,6 +144,10 @@ def start_backends(pr: Procs, wd: str, ports: Ports, loadgen: str, budget: float
 
 
 # ----------------------------------------------------------------- proxies
+_ADC_REFUSED: set = set()   # config variants adcd failed to start with in this run
+_ADC_LAST_ERROR = [""]
+
+
 def start_proxy(name: str, pr: Procs, wd: str, ports: Ports, certs: dict, adcd: str | None,
                 nofile: int, idle_conns: int):
     """Start one proxy under test; returns (Proc, set of VIPs it could not serve, note)."""
@@ -159,6 +163,8 @@ def start_proxy(name: str, pr: Procs, wd: str, ports: Ports, certs: dict, adcd: 
     # so that one unfinished feature does not hide the figures of the others
     last = ""
     for with_tls, with_udp in ((True, True), (False, True), (False, False)):
+        if (with_tls, with_udp) in _ADC_REFUSED:  # refused once: no need to wait for it again
+            continue
         cfg = configs.adc_proxy(wd, ports, certs, with_tls, with_udp)
         sock = os.path.join(wd, "adc", "adcd.sock")
         p = pr.start("adcd", [adcd, "--config", cfg, "--socket", sock,
@@ -175,7 +181,9 @@ def start_proxy(name: str, pr: Procs, wd: str, ports: Ports, certs: dict, adcd: 
             return p, skipped, note
         last = p.log_tail()
         pr.stop(p)
-    raise RuntimeError("adcd did not start: " + (last[-600:] or "no output"))
+        _ADC_REFUSED.add((with_tls, with_udp))
+        _ADC_LAST_ERROR[0] = last or _ADC_LAST_ERROR[0]
+    raise RuntimeError("adcd did not start: " + (last[-600:] or _ADC_LAST_ERROR[0] or "no output"))
 
 
 def vip_ready(s: scenarios.Scenario, port: int, timeout: float = 5) -> bool:
@@ -348,6 +356,7 @@ def main() -> int:
     ap.add_argument("--scenarios", default="all", help="comma list of scenario names, or all")
     ap.add_argument("--no-memory", action="store_true", help="skip the 10,000 idle connections test")
     ap.add_argument("--port-base", type=int, default=23100, help="ports used: BASE+1 .. BASE+17")
+    ap.add_argument("--adcd", help="the adcd to run (default: the venv's)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
     ap.add_argument("--out", help="where to write results (default: perf/results for --full, perf/work otherwise)")
     ap.add_argument("--render", metavar="JSON", help="only re-render the table, plot and RESULTS.md of a recorded run")
@@ -416,7 +425,7 @@ def main() -> int:
     try:
         loadgen = build_loadgen(wd)
         certs = configs.make_certs(wd)
-        adcd = find_adcd()
+        adcd = args.adcd or find_adcd()
         budget = reps * len(proxies) * (len(selected) * (duration + 8) + 120) + 300
         start_backends(pr, wd, ports, loadgen, budget, nofile)
         log(f"workdir {wd}; {reps} x {duration:g} s per scenario; proxies {', '.join(proxies)}")
