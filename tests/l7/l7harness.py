@@ -327,3 +327,58 @@ def free_port() -> int:
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+class FastBackend:
+    """A quick asyncio member for long loops: answers every request head with `name` as the body.
+
+    Records (method, target, head bytes) of each request. GET/HEAD only (bodies are not read).
+    """
+
+    def __init__(self, name: str):
+        import asyncio
+        self.name = name.encode()
+        self.requests = []
+        self.loop = uvloop.new_event_loop()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        backend = self
+
+        class P(asyncio.Protocol):
+            def connection_made(self, t):
+                self.t = t
+                self.buf = b""
+
+            def data_received(self, data):
+                self.buf += data
+                while True:
+                    i = self.buf.find(b"\r\n\r\n")
+                    if i < 0:
+                        return
+                    head = self.buf[:i + 4]
+                    self.buf = self.buf[i + 4:]
+                    line = head.split(b"\r\n", 1)[0].split(b" ")
+                    backend.requests.append((line[0], line[1], head))
+                    self.t.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(backend.name), backend.name))
+
+        self._proto = P
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    def _run(self):
+        async def main():
+            self.server = await self.loop.create_server(self._proto, sock=self.sock)
+            self._ready.set()
+        self.loop.run_until_complete(main())
+        self.loop.run_forever()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self._ready.wait(5)
+        return self
+
+    def __exit__(self, *a):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
