@@ -251,7 +251,7 @@ class Api:
         text, path = self._yaml_arg(req)
         cfg = self.sup.validate(text, path)
         changes = cfgdiff.diff(self.sup.config, cfg)
-        return {"changed": bool(changes), "changes": [_default(c) for c in changes],
+        return {"changed": bool(changes), "changes": [c.to_dict() for c in changes],
                 "text": cfgdiff.render(changes)}
 
     async def config_apply(self, req):

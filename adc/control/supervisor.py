@@ -28,6 +28,7 @@ from adc.config.plan import Plan
 from adc.config.schema import Config
 from adc.control import messages as m
 from adc.control.sockets import BindError, ListenerSet
+from adc.tls import plan as tlsplan
 
 logger = logging.getLogger("adc.supervisor")
 
@@ -290,7 +291,7 @@ class Supervisor:
             raise
         removed = set(self.listeners.by_key) - wanted
         self.listeners.close(removed)
-        self.slots.retain(self._slot_keys(cfg))
+        self.slots.retain(cfgcompile.slot_keys(cfg))
         if same:
             got = revision     # a restart on the same file is not a new revision
         else:
@@ -303,12 +304,6 @@ class Supervisor:
             self.health.configure(cfg)
         return got
 
-    @staticmethod
-    def _slot_keys(cfg: Config) -> set[str]:
-        keys = {f"vip:{v.name}" for v in cfg.vips} | {f"pool:{p.name}" for p in cfg.pools}
-        keys |= {f"member:{p.name}/{mb.key}" for p in cfg.pools for mb in p.members}
-        return keys
-
     def validate(self, text: str, path: str) -> Config:
         """Raises ConfigInvalid with every error of the text."""
         return loader.load_text(text, path)
@@ -318,12 +313,14 @@ class Supervisor:
         cfg = self.validate(text, path)
         changes = cfgdiff.diff(self.config, cfg)
         if dry_run:
-            cfgcompile.compile_plan(cfg, self.revision + 1, self.slots.copy() if hasattr(self.slots, "copy")
-                                    else cfgcompile.SlotAllocator(), self.member_state)
+            try:
+                cfgcompile.compile_plan(cfg, self.revision + 1, self.slots.copy(), self.member_state)
+            except Exception as e:
+                raise ApplyFailed(str(e)) from None
             return {"revision": self.revision, "changed": bool(changes), "dry_run": True,
-                    "changes": [c.__dict__ if hasattr(c, "__dict__") else c for c in changes]}
+                    "changes": [c.to_dict() for c in changes], "text": cfgdiff.render(changes)}
         async with self._lock:
-            if not changes and self.config is not None:
+            if not changes and self.config is not None and not tlsplan.files_changed(self.plan, cfg):
                 return {"revision": self.revision, "changed": False}
             rev = await self._apply(cfg, text, path, comment, source)
         logger.info("applied revision %d from %s (%d changes)", rev, path, len(changes))

@@ -305,6 +305,11 @@ def test_config_show_round_trips_through_diff(site, tmp_path):
     r = d.ctl("diff", "-f", str(f))
     assert r.returncode == 1
     assert "9004" in r.stdout
+    rev = d.api("GET", "/status")["revision"]
+    r = d.ctl("apply", "-f", str(f), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert d.api("GET", "/status")["revision"] == rev, "a dry run changes nothing"
+    assert {m["port"] for m in d.api("GET", "/pools/web/members")} == {9001, 9002}
 
 
 def test_sighup_applies_the_file_and_a_bad_file_changes_nothing(site):
