@@ -66,3 +66,22 @@ def https_options(v, plan: VipPlan) -> None:
         plan.routes.insert(0, RoutePlan(
             name="https-redirect",
             redirect=RedirectPlan(status=r.status, scheme="https", port=r.port)))
+
+
+def files_changed(plan, cfg) -> bool:
+    """True when a certificate, key, chain or CA file of cfg's https VIPs differs from what plan serves.
+
+    The config text can stay the same while a file is renewed in place
+    (certbot, `adcctl cert import`); an apply must then still reach the workers.
+    """
+    if plan is None:
+        return False
+    served = {v.name: v.tls.version for v in plan.vips if v.tls is not None}
+    certs = {c.name: c for c in cfg.certificates}
+    for v in cfg.vips:
+        if v.tls is None or v.name not in served:
+            continue
+        files = [(n, certs[n].cert, certs[n].key, certs[n].chain) for n in v.tls.certificates if n in certs]
+        if files_version(files, v.tls.ca) != served[v.name]:
+            return True
+    return False
