@@ -7,7 +7,7 @@ import click
 
 from .base import AddrPort, NounGroup, client, complete_pool
 from .client import AdcctlError, seg
-from .output import COUNTER_COLUMNS, counters, emit, extra, grid, kv, output_option
+from .output import COUNTER_COLUMNS, counters, emit, extra, grid, human_time, kv, output_option
 
 
 @click.group("member", cls=NounGroup)
@@ -25,10 +25,15 @@ def table(members: list):
 
 def _show_one(m: Any):
     m = m if isinstance(m, dict) else {}
-    known = ("key", "address", "port", "weight", "backup", "admin", "health", "state", "stats")
-    out = [kv([(k, m.get(k)) for k in known[:-1]] + extra(m, known))]
+    known = ("key", "address", "port", "weight", "backup", "admin", "health", "state", "stats", "checks")
+    out = [kv([(k, m.get(k)) for k in known[:-2]] + extra(m, known))]
     if isinstance(m.get("stats"), dict):
         out.append(kv(list(m["stats"].items()), title="counters"))
+    if isinstance(m.get("checks"), list) and m["checks"]:
+        out.append(grid(("TIME", "RESULT", "LATENCY", "DETAIL"),
+                        [[human_time(c.get("time")), "ok" if c.get("ok") else "FAIL",
+                          f"{c.get('latency_ms')}ms", c.get("detail")] for c in m["checks"] if isinstance(c, dict)],
+                        title="last checks (newest first)"))
     return out
 
 
@@ -49,11 +54,12 @@ def list_(pool: str) -> None:
 @ADDR
 @output_option
 def show(pool: str, addr: str) -> None:
-    """One member of POOL, with its counters."""
+    """One member of POOL, with its counters and its last health checks."""
     members = client().get(f"/pools/{seg(pool)}/members")
     for m in members or []:
         if isinstance(m, dict) and m.get("key") == addr:
-            emit(m, _show_one)
+            one = client().get(f"/pools/{seg(pool)}/members/{seg(addr)}")
+            emit(one if isinstance(one, dict) else m, _show_one)
             return
     raise AdcctlError(f"pool '{pool}' has no member {addr} (see: adcctl member list {pool})")
 
