@@ -54,6 +54,17 @@ async def main():
         await lst.start()
         listeners[plan.name] = lst
         ports[plan.name] = port
+    if os.environ.get("ADC_ENGINE_THREAD"):
+        # measurement only (docs/fastpath.md, "where the loop runs"): the engine in its own
+        # thread blocking in epoll_wait instead of a reader in the loop; nothing reconfigures it
+        import threading
+        host = EngineHost.of(ctx)
+        loop.remove_reader(host.engine.fileno())
+
+        def spin():
+            while True:
+                host.engine.wait(1000)
+        threading.Thread(target=spin, daemon=True).start()
     print(json.dumps({"ports": ports, "pid": os.getpid()}), flush=True)
 
     reader = asyncio.StreamReader()
