@@ -70,7 +70,8 @@ class UdpProbe:
     own_timeout = True     # says "no reply" itself, and what did come back
 
     def __init__(self, mon: Monitor):
-        self.payload = (mon.send or "").encode()
+        # an empty datagram is never sent by asyncio transports; without `send`, one newline
+        self.payload = (mon.send or "\n").encode()
         self.timeout = mon.timeout
         self.expect = re.compile(mon.expect.encode()) if mon.expect else None
         self.expect_text = mon.expect

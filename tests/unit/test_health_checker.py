@@ -1,0 +1,144 @@
+"""The checker's scheduling contract: one check per (monitor, address, port), state kept across applies."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from adc.config.schema import Config
+from adc.health.checker import HealthChecker
+
+IP = "127.0.0.1"
+
+
+def cfg(pools: list, monitors: list = None) -> Config:
+    monitors = monitors if monitors is not None else [
+        {"name": "tcp", "type": "tcp", "interval": "100ms", "timeout": "50ms", "rise": 2, "fall": 2}]
+    return Config.model_validate({"monitors": monitors, "pools": pools})
+
+
+def pool(name: str, ports: list, monitor: str = "tcp", **member) -> dict:
+    return {"name": name, "monitor": monitor, "members": [{"address": IP, "port": p, **member} for p in ports]}
+
+
+async def listener():
+    srv = await asyncio.start_server(lambda r, w: w.close(), IP, 0)
+    return srv, srv.sockets[0].getsockname()[1]
+
+
+async def until(pred, limit: float = 3.0):
+    for _ in range(int(limit / 0.02)):
+        if pred():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_member_shared_by_two_pools_is_checked_once_and_both_pools_hear(caplog):
+    async def main():
+        srv, port = await listener()
+        srv.close()
+        await srv.wait_closed()       # the port is closed: the member is down
+        got = []
+        hc = HealthChecker(lambda p, k, h: got.append((p, k, h)))
+        hc.configure(cfg([pool("web", [port]), pool("api", [port])]))
+        assert len(hc.checks) == 1
+        await until(lambda: len(got) == 2)
+        assert sorted(got) == [("api", f"{IP}:{port}", "down"), ("web", f"{IP}:{port}", "down")]
+        await hc.stop()
+    with caplog.at_level(logging.WARNING, logger="adc.health"):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(l.startswith("member web/") and "DOWN first check failed: connection refused" in l for l in lines)
+    assert any(l.startswith("member api/") for l in lines)
+
+
+def test_monitor_port_and_address_overrides_pick_what_is_checked():
+    async def main():
+        srv, port = await listener()
+        hc = HealthChecker(lambda *a: None)
+        hc.configure(cfg([{"name": "web", "monitor": "tcp",
+                           "members": [{"address": "127.0.0.9", "port": 1, "monitor_address": IP,
+                                        "monitor_port": port}]}]))
+        await until(lambda: hc.history("web", "127.0.0.9:1"))
+        st = hc.status("web", "127.0.0.9:1")
+        assert st["target"] == f"{IP}:{port}" and hc.history("web", "127.0.0.9:1")[0]["ok"]
+        await hc.stop()
+        srv.close()
+    asyncio.run(main())
+
+
+def test_an_apply_that_keeps_the_monitor_keeps_the_state_and_counts():
+    async def main():
+        srv, port = await listener()
+        hc = HealthChecker(lambda *a: None)
+        c1 = cfg([pool("web", [port])])
+        hc.configure(c1)
+        await until(lambda: len(hc.history("web", f"{IP}:{port}")) >= 3)
+        before = hc.checks[next(iter(hc.checks))]
+        # another pool added, same monitor, same member: the same check object keeps running
+        hc.configure(cfg([pool("web", [port]), pool("other", [port])]))
+        after = hc.checks[next(iter(hc.checks))]
+        assert after is before and not after.task.done()
+        assert hc.history("other", f"{IP}:{port}") == hc.history("web", f"{IP}:{port}")
+        await hc.stop()
+        srv.close()
+    asyncio.run(main())
+
+
+def test_changed_monitor_restarts_the_check_but_keeps_the_verdict():
+    async def main():
+        srv, port = await listener()
+        srv.close()
+        await srv.wait_closed()
+        got = []
+        hc = HealthChecker(lambda p, k, h: got.append(h))
+        hc.configure(cfg([pool("web", [port])]))
+        await until(lambda: got == ["down"])
+        old = next(iter(hc.checks.values()))
+        slower = [{"name": "tcp", "type": "tcp", "interval": "200ms", "timeout": "50ms", "fall": 3}]
+        hc.configure(cfg([pool("web", [port])], slower))
+        new = next(iter(hc.checks.values()))
+        assert new is not old and old.task.cancelling()
+        assert new.health.state == "down", "a new monitor starts from the member's last verdict"
+        await asyncio.sleep(0.5)
+        assert got == ["down"], "no second report: the member was down and stays down"
+        await hc.stop()
+    asyncio.run(main())
+
+
+def test_removed_members_stop_being_checked():
+    async def main():
+        srv, port = await listener()
+        hc = HealthChecker(lambda *a: None)
+        hc.configure(cfg([pool("web", [port])]))
+        task = next(iter(hc.checks.values())).task
+        hc.configure(cfg([{"name": "web", "members": []}]))
+        await asyncio.sleep(0)
+        assert not hc.checks and hc.history("web", f"{IP}:{port}") == []
+        await asyncio.sleep(0.05)
+        assert task.done()
+        await hc.stop()
+        srv.close()
+    asyncio.run(main())
+
+
+def test_recovery_needs_rise_passes_and_is_logged_at_notice(caplog):
+    async def main():
+        srv, port = await listener()
+        srv.close()
+        await srv.wait_closed()
+        got = []
+        hc = HealthChecker(lambda p, k, h: got.append(h))
+        hc.configure(cfg([pool("web", [port])]))
+        await until(lambda: got == ["down"])
+        srv2 = await asyncio.start_server(lambda r, w: w.close(), IP, port)
+        await until(lambda: got == ["down", "up"])
+        hist = hc.history("web", f"{IP}:{port}")
+        assert [h["ok"] for h in hist[:2]] == [True, True]
+        await hc.stop()
+        srv2.close()
+    with caplog.at_level(logging.INFO, logger="adc.health"):
+        asyncio.run(main())
+    ups = [r for r in caplog.records if " UP after " in r.getMessage()]
+    assert ups and ups[0].getMessage().endswith("UP after 2 passed checks: connected")
+    assert ups[0].levelname == "NOTICE"
