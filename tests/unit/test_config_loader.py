@@ -338,3 +338,36 @@ def test_anchors_merges_and_x_keys():
     assert errors_of(text) == ["adc.yaml:8: pool 'p' member 10.0.1.6:8080: weight: must be 0..256 (got 900)"]
     cfg = load_text(text.replace("900", "3"), "adc.yaml")
     assert [(m.key, m.weight) for m in cfg.pools[0].members] == [("10.0.1.5:8080", 2), ("10.0.1.6:8080", 3)]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.floats(min_value=0, max_value=1e7, allow_nan=False, allow_infinity=False),
+                 st.integers(min_value=0, max_value=10 ** 7).map(lambda n: n / 1000)))
+def test_any_duration_survives_format_and_parse(seconds):
+    text = format_duration(seconds)
+    assert parse_duration(text) == seconds
+    assert load_text(f"global: {{drain_timeout: {text}}}\n", "a.yaml").global_.drain_timeout == seconds
+
+
+_names = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_names, min_size=1, max_size=3, unique=True), _text, _text,
+       st.lists(st.integers(min_value=1, max_value=256), min_size=1, max_size=4))
+def test_dump_yaml_round_trips_generated_configs(pools, header_value, body, weights):
+    cfg = Config.model_validate({
+        "monitors": [{"name": "m", "type": "http", "headers": {"X-V": header_value}, "expect_body": body}],
+        "pools": [{"name": n, "monitor": "m",
+                   "members": [{"address": f"10.0.{i}.{j}", "port": 80 + j, "weight": w}
+                               for j, w in enumerate(weights)]} for i, n in enumerate(pools)],
+        "vips": [{"name": "v", "address": "127.0.0.1", "port": 80, "protocol": "http", "default_pool": pools[0],
+                  "routes": [{"match": {"path": f"/{p}", "header": {"X-K": header_value or None}}, "pool": p}
+                             for p in pools]}],
+    })
+    again = load_text(dump_yaml(cfg), "a.yaml")
+    assert again == cfg
