@@ -45,9 +45,17 @@ class ConfigError(Exception):
     def __hash__(self) -> int:
         return hash((self.file, self.line, self.path, self.reason, self.severity))
 
+    def __reduce__(self):
+        # the constructor does not take str(self): tell pickle (multiprocessing, logging) how to rebuild
+        return (_rebuild, (self.file, self.line, self.path, self.reason, self.severity, self.loc))
+
     def to_dict(self) -> dict:
         return {"file": self.file, "line": self.line, "path": self.path, "reason": self.reason,
                 "severity": self.severity, "message": str(self)}
+
+
+def _rebuild(file: str, line: int, path: str, reason: str, severity: str, loc: tuple) -> ConfigError:
+    return ConfigError(file, line, path, reason, severity=severity, loc=loc)
 
 
 class ConfigInvalid(Exception):
@@ -60,6 +68,9 @@ class ConfigInvalid(Exception):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+    def __reduce__(self):
+        return (ConfigInvalid, (self.errors, self.warnings))
 
     def messages(self) -> list[str]:
         """The errors as the API's 422 body lists them."""

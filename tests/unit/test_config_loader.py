@@ -371,3 +371,11 @@ def test_dump_yaml_round_trips_generated_configs(pools, header_value, body, weig
     })
     again = load_text(dump_yaml(cfg), "a.yaml")
     assert again == cfg
+
+
+def test_errors_survive_pickling_for_other_processes():
+    import pickle
+    with pytest.raises(ConfigInvalid) as ei:
+        load_text(BROKEN, "adc.yaml")
+    again = pickle.loads(pickle.dumps(ei.value))
+    assert str(again) == str(ei.value) and again.errors == ei.value.errors
