@@ -127,6 +127,15 @@ def _monitors(rep: _Report, cfg: Config) -> None:
             if m.expect_rcode.upper() not in DNS_RCODES:
                 rep.error(("monitors", i, "expect_rcode"), f"{where}: expect_rcode",
                           f"unknown DNS rcode {m.expect_rcode!r} (use one of {', '.join(sorted(DNS_RCODES))})")
+        for key in ("expect", "expect_body"):
+            pattern = getattr(m, key)
+            if pattern is not None:
+                try:
+                    re.compile(pattern.encode())
+                except re.error as e:
+                    rep.error(("monitors", i, key), f"{where}: {key}",
+                              f"bad regular expression: {e} (it is searched in the reply; escape . * ? + ( ) [ ] "
+                              f"with \\ to match them literally)")
         if m.type == "udp" and m.expect is not None and m.send is None:
             rep.error(("monitors", i, "expect"), f"{where}: expect",
                       "a udp monitor gets an answer only to what it sends: add send, or remove expect")

@@ -175,6 +175,12 @@ MONITOR_CASES = [
           "expect"]),
     Case("udp monitor that sends and expects", "monitors:\n  - {name: u, type: udp, send: ping, expect: pong}\n"),
     Case("tcp monitor expecting a banner without sending", "monitors:\n  - {name: t, type: tcp, expect: SSH-}\n"),
+    Case("expect is a regular expression that must compile", "monitors:\n  - {name: t, type: tcp, expect: 'OK ('}\n",
+         ["f.yaml:2: monitor 't': expect: bad regular expression: missing ), unterminated subpattern at position 3 "
+          "(it is searched in the reply; escape . * ? + ( ) [ ] with \\ to match them literally)"]),
+    Case("expect_body too", "monitors:\n  - {name: h, type: http, expect_body: '[ok'}\n",
+         ["f.yaml:2: monitor 'h': expect_body: bad regular expression: unterminated character set at position 0 "
+          "(it is searched in the reply; escape . * ? + ( ) [ ] with \\ to match them literally)"]),
 ]
 
 
