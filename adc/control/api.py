@@ -96,6 +96,8 @@ class Api:
         r("GET", r"/lookup", self.lookup)
         r("GET", r"/conns", self.conns)
         r("DELETE", r"/conns/([^/]+)", self.conn_kill)
+        from adc.tls.api import register as tls_routes   # /certificates: adc.tls.api
+        tls_routes(self)
 
     def _route(self, method: str, pattern: str, fn: Callable) -> None:
         self.routes.append((method, re.compile("^/api/v1" + pattern + "$"), fn))

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import click
 
-from . import config, conn, lookup, member, pool, stats, status, vip, worker
+from . import cert, config, conn, lookup, member, pool, stats, status, vip, worker
 from .base import NounGroup
 from .client import DEFAULT_SOCKET, EXIT_FAILED
 from .output import FORMATS, _set_output
@@ -88,6 +88,7 @@ cli.add_command(stats.stats)
 cli.add_command(conn.conn)
 cli.add_command(lookup.lookup)
 cli.add_command(worker.worker)
+cli.add_command(cert.cert)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -13,7 +13,8 @@ import subprocess
 import pytest
 from cryptography import x509
 
-from harness import Adcd, Backends, example, fresh_ip
+from harness import Backends, example, fresh_ip
+from test_tls_support import start_adcd
 from adc.tls.inspect import dns_names, fingerprint
 from adc.tls.labca import LabCA
 
@@ -30,7 +31,7 @@ def tls_site(tmp_path):
     ca.issue(str(tmp_path), "wildcard", dns=["*.example.org"])
     ca_file = ca.write_ca(str(tmp_path / "ca.pem"))
     be = Backends(tmp_path, ip, http={9001: "backend-1", 9002: "backend-2"})
-    d = Adcd(tmp_path, example("tls.yaml", ip), name="tls.yaml")
+    d = start_adcd(tmp_path, example("tls.yaml", ip))
     yield ip, d, ca, ca_file, tmp_path
     d.stop()
     be.stop()
