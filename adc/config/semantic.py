@@ -139,7 +139,9 @@ def _monitors(rep: _Report, cfg: Config) -> None:
         if m.type == "udp" and m.expect is not None and m.send is None:
             rep.error(("monitors", i, "expect"), f"{where}: expect",
                       "a udp monitor gets an answer only to what it sends: add send, or remove expect")
-        if m.type in ("http", "https", "tls", "dns") and (m.send is not None or m.expect is not None):
+        # a dns monitor takes expect: a pattern one answer must match (adc.health.dns)
+        if m.type in ("http", "https", "tls", "dns") and (m.send is not None or
+                                                          (m.expect is not None and m.type != "dns")):
             key = "send" if m.send is not None else "expect"
             rep.warn(("monitors", i, key), f"{where}: {key}",
                      f"ignored: send and expect apply to tcp and udp monitors, this one is {m.type}")
