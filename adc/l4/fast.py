@@ -69,6 +69,8 @@ class EngineHost:
         self._mnames: dict[int, str] = {}         # engine member id -> "pool/key"
         self._addr: dict[int, tuple] = {}
         self._sig: dict[str, tuple] = {}
+        self._eligible: dict[int, bool] = {}    # engine member id -> eligible at the last sync
+        self._ramp: dict[int, float] = {}       # engine member id -> when it came up (slow start)
         self._sync_handle = None
         ctx.loop.add_reader(self.engine.fileno(), self.engine.run)
         self._schedule_sync()
@@ -126,20 +128,46 @@ class EngineHost:
                 self.engine.remove_pool(pid)
             return
         p = pool.plan
+        now = self.ctx.loop.time()
+        weights = [self._weight(name, m, p.slow_start, now) for m in pool.members]
         sig = (id(pool), p.algorithm, p.hash_key, p.proxy_protocol, p.connect_timeout, p.retries, p.slot,
-               tuple((m.key, m.address, m.port, m.weight, m.backup, m.admin, m.health, m.max_connections,
-                      m.slot) for m in pool.members))
+               tuple((m.key, m.address, m.port, w, m.backup, m.admin, m.health, m.max_connections,
+                      m.slot) for m, w in zip(pool.members, weights)))
         if self._sig.get(name) == sig:
             return
         members = []
-        for m in pool.members:
+        for m, w in zip(pool.members, weights):
             eligible = m.admin == "enabled" and m.health == "up" and m.weight > 0
-            members.append((self.member_id(name, m), m.weight, m.max_connections or 0, eligible,
+            members.append((self.member_id(name, m), w, m.max_connections or 0, eligible,
                             m.backup, m.key))
         self.engine.set_pool(pid, p.algorithm, members, five_tuple=p.hash_key == "five_tuple",
                              proxy=PROXY_VERSIONS.get(p.proxy_protocol, 0),
                              connect_timeout=p.connect_timeout, retries=p.retries, slot=p.slot)
         self._sig[name] = sig
+
+    def _weight(self, pool: str, m, slow_start: float, now: float) -> int:
+        """The weight the engine gets: during slow start, a tenth of it more every slow_start/10 seconds.
+
+        A member ramps when it becomes eligible again (up from down, enabled from drain or
+        maint), not when the worker starts: at start every member is new and none is favoured.
+        """
+        mid = self.member_id(pool, m)
+        eligible = m.admin == "enabled" and m.health == "up" and m.weight > 0
+        was = self._eligible.get(mid)
+        self._eligible[mid] = eligible
+        if not eligible:
+            self._ramp.pop(mid, None)
+            return m.weight
+        if was is False and slow_start > 0:
+            self._ramp[mid] = now
+        start = self._ramp.get(mid)
+        if start is None:
+            return m.weight
+        frac = (now - start) / slow_start
+        if frac >= 1.0:
+            del self._ramp[mid]
+            return m.weight
+        return max(1, m.weight * (int(frac * 10) + 1) // 10)
 
     def sync(self) -> None:
         for name in list(self._pids):

@@ -266,3 +266,18 @@ def test_maglev_pool_sends_a_client_to_the_same_member_every_time(procs):
         names.add(greeting(s))
         s.close()
     assert len(names) == 1
+
+
+def test_slow_start_ramps_a_member_that_comes_back_up(procs):
+    bs = backends(procs, 2)
+    proxy = start(procs, [member(b.port, weight=10) for b in bs], algorithm="weighted_round_robin",
+                  pool_extra=dict(slow_start=20.0))
+    proxy.cmd(cmd="state", pool="web", key=bs[1].key, health="down")
+    proxy.cmd(cmd="state", pool="web", key=bs[1].key, health="up")
+    names = []
+    for _ in range(22):
+        s = socket.create_connection(proxy.addr("v"), timeout=5)
+        names.append(greeting(s))
+        s.close()
+    # in its first 2 s back, b1 runs at a tenth of its weight: 1 flow in 11
+    assert 1 <= names.count("b1") <= 4
