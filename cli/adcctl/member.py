@@ -25,10 +25,12 @@ def table(members: list):
 
 def _show_one(m: Any):
     m = m if isinstance(m, dict) else {}
-    known = ("key", "address", "port", "weight", "backup", "admin", "health", "state", "stats", "checks")
-    out = [kv([(k, m.get(k)) for k in known[:-2]] + extra(m, known))]
+    known = ("key", "address", "port", "weight", "backup", "admin", "health", "state", "stats", "checks", "monitor")
+    out = [kv([(k, m.get(k)) for k in known[:-3]] + extra(m, known))]
     if isinstance(m.get("stats"), dict):
         out.append(kv(list(m["stats"].items()), title="counters"))
+    if isinstance(m.get("monitor"), dict):
+        out.append(kv(list(m["monitor"].items()), title="monitor"))
     if isinstance(m.get("checks"), list) and m["checks"]:
         out.append(grid(("TIME", "RESULT", "LATENCY", "DETAIL"),
                         [[human_time(c.get("time")), "ok" if c.get("ok") else "FAIL",

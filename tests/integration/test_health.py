@@ -242,10 +242,13 @@ def test_member_show_lists_last_checks_with_latency(http_site):
     info = d.api("GET", f"/pools/app/members/{key}")
     checks = info["checks"]
     assert checks and checks[0]["ok"] is False and checks[0]["detail"] == "HTTP 500"
+    mon = info["monitor"]
+    assert (mon["monitor"], mon["target"], mon["health"], mon["went_down"], mon["reason"]) == \
+        ("probe", key, "down", 1, "HTTP 500")
     assert all(isinstance(c["latency_ms"], (int, float)) and c["latency_ms"] >= 0 for c in checks)
-    r = d.ctl("member", "show", "app", key)
+    r = d.ctl("member", "show", "app", key, "-o", "table")
     assert r.returncode == 0, r.stderr
-    assert "HTTP 500" in r.stdout, r.stdout
+    assert "last checks (newest first)" in r.stdout and "FAIL" in r.stdout and "HTTP 500" in r.stdout, r.stdout
 
 
 def test_udp_service_that_stops_answering_leaves_and_returns(tmp_path):
