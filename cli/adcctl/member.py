@@ -60,7 +60,10 @@ def show(pool: str, addr: str) -> None:
     members = client().get(f"/pools/{seg(pool)}/members")
     for m in members or []:
         if isinstance(m, dict) and m.get("key") == addr:
-            one = client().get(f"/pools/{seg(pool)}/members/{seg(addr)}")
+            try:   # the member endpoint adds its last checks; the list entry has the rest
+                one = client().get(f"/pools/{seg(pool)}/members/{seg(addr)}")
+            except AdcctlError:
+                one = None
             emit(one if isinstance(one, dict) else m, _show_one)
             return
     raise AdcctlError(f"pool '{pool}' has no member {addr} (see: adcctl member list {pool})")
