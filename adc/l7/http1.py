@@ -52,6 +52,9 @@ _VALUE = rb"(?:" + _VCHAR + rb"+(?:[ \t]+" + _VCHAR + rb"+)*+)?"
 _FIELD_LINE = _TCHAR + rb"+:[ \t]*+" + _VALUE + rb"[ \t]*\r\n"
 FIELDS_BLOCK = re.compile(rb"(?:" + _FIELD_LINE + rb")*")
 FIELD = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*+(" + _VALUE + rb")[ \t]*\r\n")
+# anchored at line starts: a bad line cannot be matched from its middle, so the head is valid
+# exactly when there is one match per CRLF (bare CR/LF are refused before)
+FIELD_AT_LINE = re.compile(rb"^(" + _TCHAR + rb"+):[ \t]*+(" + _VALUE + rb")[ \t]*\r\n", re.M)
 FIELD_LINE_ONE = re.compile(_FIELD_LINE)
 REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e\x80-\xff]+) HTTP/(\d)\.(\d)")
 STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3}) ([\t \x21-\x7e\x80-\xff]*)")
@@ -123,7 +126,8 @@ def check_incomplete_head(buf, limits: Limits, start: int = 0) -> None:
 
 def _split_fields(block: bytes, err) -> list:
     """`block`: the field lines of a head, each with its CRLF (may be empty)."""
-    if FIELDS_BLOCK.fullmatch(block) is None:
+    pairs = FIELD_AT_LINE.findall(block)
+    if len(pairs) != block.count(b"\r\n"):
         # name the first offending line, for the log
         pos = 0
         while True:
@@ -135,7 +139,7 @@ def _split_fields(block: bytes, err) -> list:
         if line[:1] in (b" ", b"\t"):
             raise err("obsolete line folding")
         raise err(f"invalid field line {line!r}")
-    return FIELD.findall(block)
+    return pairs
 
 
 def _check_crlf(head: bytes, err) -> None:

@@ -247,6 +247,7 @@ class ClientConn(asyncio.Protocol):
         self.paused = 0
         self.wpaused = False
         self.timer = None
+        self.tcb = None
         self.ttimer = None
         self.last_io = 0.0
         self.t_accept = time.time()
@@ -275,6 +276,7 @@ class ClientConn(asyncio.Protocol):
         self.pending_size = 0
         self.head_out = None
         self.resp = None
+        self.out_head = None
         self.rstate = R_NONE
         self.rbuf = b""
         self.rreader = None
@@ -315,7 +317,7 @@ class ClientConn(asyncio.Protocol):
             ctr.inc(vs.slot, REFUSED, 1)
             self._local(503, close=True, term="R-")
             return
-        self._arm(vs.header_timeout, self._on_header_timeout)
+        self._arm(vs.header_timeout, self._on_header_timeout, "header")
 
     def data_received(self, data):
         n = len(data)
@@ -337,8 +339,6 @@ class ClientConn(asyncio.Protocol):
             else:
                 start = 0
                 self.buf = data
-                if self.timer_kind == "keepalive":
-                    self._arm(self.vs.header_timeout, self._on_header_timeout)
             self._process(start)
         elif st == S_TUNNEL:
             self.last_io = self.loop.time()
@@ -367,7 +367,7 @@ class ClientConn(asyncio.Protocol):
     def connection_lost(self, exc):
         prev = self.state
         self.state = S_CLOSED
-        self._cancel_timer()
+        self._kill_timer()
         if self.ttimer is not None:
             self.ttimer.cancel()
             self.ttimer = None
@@ -416,22 +416,55 @@ class ClientConn(asyncio.Protocol):
                 self.transport.resume_reading()
 
     # ----------------------------------------------------------------- timers
+    # One lazily re-armed timer per connection: moving a deadline later (the common case,
+    # once per request) is an assignment; the loop's timer is replaced only when a deadline
+    # moves earlier, and a timer that fires early re-arms itself for the deadline.
     timer_kind = None
+    timer_at = 0.0
+    deadline = 0.0
+    tcb = None
 
     def _arm(self, delay, cb, kind=None):
-        if self.timer is not None:
-            self.timer.cancel()
+        if not delay:
+            self._cancel_timer()
+            return
+        d = self.loop.time() + delay
+        self.deadline = d
+        self.tcb = cb
         self.timer_kind = kind
-        self.timer = self.loop.call_later(delay, cb) if delay else None
+        t = self.timer
+        if t is None or self.timer_at > d:
+            if t is not None:
+                t.cancel()
+            self.timer_at = d
+            self.timer = self.loop.call_at(d, self._on_timer)
+
+    def _on_timer(self):
+        self.timer = None
+        cb = self.tcb
+        if cb is None or self.state == S_CLOSED:
+            return
+        d = self.deadline
+        if self.loop.time() < d - 0.0005:
+            self.timer_at = d
+            self.timer = self.loop.call_at(d, self._on_timer)
+            return
+        self.tcb = None
+        self.timer_kind = None
+        cb()
 
     def _cancel_timer(self):
+        self.tcb = None
+        self.timer_kind = None
+
+    def _kill_timer(self):
+        self.tcb = None
+        self.timer_kind = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.timer_kind = None
 
     def _on_header_timeout(self):
-        self.timer = None
         if self.state != S_HEAD:
             return
         self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
@@ -442,20 +475,18 @@ class ClientConn(asyncio.Protocol):
             self.transport.close()
 
     def _on_keepalive_timeout(self):
-        self.timer = None
         if self.state == S_HEAD and not self.buf:
             self.state = S_CLOSED
             self.transport.close()
 
     def _on_io_timeout(self):
         """Inactivity while a request is in flight (client body or member response)."""
-        self.timer = None
         if self.state != S_REQ:
             return
         idle = self.loop.time() - self.last_io
         t = self.vs.response_timeout
         if idle < t:
-            self.timer = self.loop.call_later(t - idle, self._on_io_timeout)
+            self._arm(t - idle, self._on_io_timeout, "io")
             return
         self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
         if self.member is not None:
@@ -489,6 +520,9 @@ class ClientConn(asyncio.Protocol):
                         return
                 end = buf.find(b"\r\n\r\n", start - 3 if start > 3 else 0)
                 if end < 0:
+                    if self.timer_kind != "header":
+                        # the head is incomplete: from now on it has header_timeout to arrive
+                        self._arm(self.vs.header_timeout, self._on_header_timeout, "header")
                     try:
                         http1.check_incomplete_head(buf, self.vs.limits, start)
                     except ClientProtocolError as e:
@@ -527,6 +561,9 @@ class ClientConn(asyncio.Protocol):
         self.req_done = self.reader is None
         if not req.keep_alive or self.listener.draining:
             self.close_after = True
+        tls = self.listener.tls
+        if tls is not None and tls.identity_headers:
+            tls.add_identity(self, req)      # verified client certificate: headers for routes and members
         route = vs.router.match(req) if vs.router is not None else None
         self.route = route
         if route is None:
@@ -803,6 +840,10 @@ class ClientConn(asyncio.Protocol):
             data = self.rbuf
             self.rbuf = b""
             self._resp_body(data)
+        if self.out_head is not None:
+            head = self.out_head
+            self.out_head = None
+            self._to_client(head)
 
     def _retry_status(self, resp) -> bool:
         """An idempotent request without a body answered 502/503/504 (as configured): try another member."""
@@ -864,38 +905,61 @@ class ClientConn(asyncio.Protocol):
         elif req.minor == 0:
             parts.append(b"connection: keep-alive\r\n")
         parts.append(b"\r\n")
-        self._to_client(b"".join(parts))
         self.rreader = body_reader(resp, BackendProtocolError)
         if self.rreader is None:
+            self._to_client(b"".join(parts))
             self._resp_done(resp.keep_alive)
         else:
+            # written with the first body bytes (one send instead of two)
+            self.out_head = b"".join(parts)
             self.rstate = R_BODY
 
     def _resp_body(self, data):
         try:
             payload, rest = self.rreader.feed(data)
         except BackendProtocolError as e:
+            if self.out_head is not None:
+                # nothing reached the client yet: it gets a clean 502
+                self.out_head = None
+                self.rstate = R_NONE
+                self._backend_error(e, term="SD")
+                return
             self.listener.last_error = e.reason
             self.ctr.inc(self.member.slot, ERRORS, 1)
             self._abort("SD", 502)
             return
-        if payload:
-            if self.out_chunked:
-                n = len(payload)
-                if n < 8192:
-                    self._to_client(b"%x\r\n%b\r\n" % (n, payload))
+        # one write per member read: the pending head, the payload (re-chunked when needed), the end
+        head = self.out_head
+        if head is not None:
+            self.out_head = None
+        if self.out_chunked:
+            pieces = [head] if head is not None else []
+            if payload:
+                pieces.append(b"%x\r\n" % len(payload))
+                pieces.append(payload)
+                pieces.append(b"\r\n")
+            if rest is not None:
+                pieces.append(LAST_CHUNK)
+            if pieces:
+                n = 0
+                for x in pieces:
+                    n += len(x)
+                if n < 16384:
+                    self._to_client(b"".join(pieces))
                 else:
-                    t = self.transport
-                    hdr = b"%x\r\n" % n
-                    t.writelines((hdr, payload, b"\r\n"))
-                    self.bytes_out += n + len(hdr) + 2
-                    self.resp_bytes += n + len(hdr) + 2
-                    self.ctr.inc(self.vs.slot, BYTES_OUT, n + len(hdr) + 2)
+                    self.transport.writelines(pieces)
+                    self.bytes_out += n
+                    self.resp_bytes += n
+                    self.ctr.inc(self.vs.slot, BYTES_OUT, n)
+        elif head is not None:
+            if len(payload) < 16384:
+                self._to_client(head + payload)
             else:
+                self._to_client(head)
                 self._to_client(payload)
+        elif payload:
+            self._to_client(payload)
         if rest is not None:
-            if self.out_chunked:
-                self._to_client(LAST_CHUNK)
             self._resp_done(self.resp.keep_alive and not rest)
 
     def _to_client(self, b):
@@ -941,11 +1005,9 @@ class ClientConn(asyncio.Protocol):
             return
         self.state = S_HEAD
         self.resume(P_PIPELINE | P_PENDING)
+        self._arm(self.vs.keepalive_timeout, self._on_keepalive_timeout, "keepalive")
         if self.buf:
-            self._arm(self.vs.header_timeout, self._on_header_timeout)
             self._process(0)
-        else:
-            self._arm(self.vs.keepalive_timeout, self._on_keepalive_timeout, "keepalive")
 
     def up_lost(self, up, exc):
         if up is not self.up:
@@ -1020,12 +1082,11 @@ class ClientConn(asyncio.Protocol):
             self._arm(self.vs.tunnel_timeout, self._on_tunnel_timeout, "tunnel")
 
     def _on_tunnel_timeout(self):
-        self.timer = None
         if self.state != S_TUNNEL:
             return
         idle = self.loop.time() - self.last_io
         if idle < self.vs.tunnel_timeout:
-            self.timer = self.loop.call_later(self.vs.tunnel_timeout - idle, self._on_tunnel_timeout)
+            self._arm(self.vs.tunnel_timeout - idle, self._on_tunnel_timeout, "tunnel")
             return
         self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
         self.transport.close()
