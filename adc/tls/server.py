@@ -151,6 +151,16 @@ class ServerTls:
     def tls(self) -> TlsPlan:
         return self.certs.tls
 
+    @property
+    def identity_headers(self) -> bool:
+        """Pass the verified client certificate to members (adc.tls.identity)."""
+        t = self.certs.tls
+        return t.client_auth != "none" and t.client_headers
+
+    def add_identity(self, conn, req) -> None:
+        from adc.tls.identity import add_to_request
+        add_to_request(conn, req)
+
     def update(self, tls: TlsPlan) -> None:
         """Serve tls from the next handshake on. Raises (and changes nothing) if it cannot be loaded."""
         if tls.version and tls == self.certs.tls:
