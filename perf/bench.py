@@ -131,7 +131,7 @@ def versions() -> dict:
 
 
 # ----------------------------------------------------------------- backends
-def start_backends(pr: Procs, wd: str, ports: Ports, loadgen: str, budget: float, nofile: int) -> None:
+def start_backends(pr: Procs, wd: str, ports: Ports, loadgen: str, budget: float, nofile: int) -> list:
     www = configs.make_docroot(wd)
     conf = configs.nginx_backend(wd, ports, www, nofile)
     pr.start("backend-nginx", ["nginx", "-p", os.path.join(wd, "nginx-backend"), "-c", conf], LOAD_CORE)
@@ -141,6 +141,7 @@ def start_backends(pr: Procs, wd: str, ports: Ports, loadgen: str, budget: float
     for port in ports.backend_tcp():
         if not procs.wait_tcp(HOST, port, 10):
             raise RuntimeError(f"backend on port {port} did not come up; logs in {wd}")
+    return list(pr.procs)
 
 
 # ----------------------------------------------------------------- proxies
@@ -211,10 +212,20 @@ def warm(ports: Ports) -> None:
 
 
 # ----------------------------------------------------------------- measuring
-def measure(s: scenarios.Scenario, proxy, ports: Ports, duration: float, loadgen: str) -> dict:
+def _children_cpu() -> float:
+    """CPU of this process's reaped children: the load generators, which subprocess.run reaps."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def measure(s: scenarios.Scenario, proxy, backends: list, ports: Ports, duration: float, loadgen: str) -> dict:
+    def backends_cpu():
+        return sum(procs.cpu_seconds(b.pid) for b in backends)
     c0, t0, w0 = procs.core_times(), procs.cpu_seconds(proxy.pid), time.monotonic()
+    l0 = _children_cpu() + backends_cpu()
     r = scenarios.run(s, ports, duration, loadgen)
     c1, t1, w1 = procs.core_times(), procs.cpu_seconds(proxy.pid), time.monotonic()
+    l1 = _children_cpu() + backends_cpu()
     wall = w1 - w0
     cpu = t1 - t0
     ops = r["ops"]
@@ -223,6 +234,7 @@ def measure(s: scenarios.Scenario, proxy, ports: Ports, duration: float, loadgen
     if r["errors"] > ops * 0.5:
         raise RuntimeError(f"{r['errors']} errors for {ops} {s.unit}s: mostly failures")
     proxy_util = cpu / wall
+    load_util = (l1 - l0) / wall  # the load generator and the backends, all on the load core
     load_busy = procs.core_busy(c0, c1, LOAD_CORE)
     proxy_core_busy = procs.core_busy(c0, c1, PROXY_CORE)
     rate = ops / wall
@@ -231,18 +243,19 @@ def measure(s: scenarios.Scenario, proxy, ports: Ports, duration: float, loadgen
         "cpu_us_per_unit": cpu / ops * 1e6,
         "rate": r["gbps"] if "gbps" in r else rate,
         "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "errors": r["errors"],
-        "proxy_util": round(proxy_util, 3), "load_core_busy": round(load_busy, 3),
-        "proxy_core_busy": round(proxy_core_busy, 3),
+        "proxy_util": round(proxy_util, 3), "load_util": round(load_util, 3),
+        "load_core_busy": round(load_busy, 3), "proxy_core_busy": round(proxy_core_busy, 3),
     }
-    # who was the bottleneck: the load core full while the proxy had room to spare
+    # who was the bottleneck: the proxy's core full of the proxy, or the load core full
+    # (of the load side, or of other work) while the proxy had room to spare
     if proxy_util >= 0.9:
         run["bound"] = "proxy"
     elif load_busy >= 0.9:
         run["bound"] = "load"
     else:
         run["bound"] = "neither"
-    # other work on the proxy's core (the machine is shared) makes the run noisy
-    run["noisy"] = proxy_core_busy - proxy_util > 0.15
+    # other work on either core (the machine is shared) makes the run noisy
+    run["noisy"] = proxy_core_busy - proxy_util > 0.15 or load_busy - load_util > 0.15
     return run
 
 
@@ -427,7 +440,7 @@ def main() -> int:
         certs = configs.make_certs(wd)
         adcd = args.adcd or find_adcd()
         budget = reps * len(proxies) * (len(selected) * (duration + 8) + 120) + 300
-        start_backends(pr, wd, ports, loadgen, budget, nofile)
+        backends = start_backends(pr, wd, ports, loadgen, budget, nofile)
         log(f"workdir {wd}; {reps} x {duration:g} s per scenario; proxies {', '.join(proxies)}")
         for rep in range(reps):
             for name in proxies:  # proxies interleaved, so slow drift on the machine hits all alike
@@ -481,10 +494,10 @@ def main() -> int:
                             log(f"{name:8} {s.name:15} FAILED: VIP not serving")
                             continue
                         try:
-                            r = measure(s, proxy, ports, duration, loadgen)
+                            r = measure(s, proxy, backends, ports, duration, loadgen)
                             log(f"{name:8} {s.name:15} {r['cpu_us_per_unit']:9.2f} us/{s.unit:10} "
                                 f"{r['rate']:10.1f} {s.rate_label:11} util {r['proxy_util']:.2f} "
-                                f"load {r['load_core_busy']:.2f} {r['bound']}-bound"
+                                f"load side {r['load_util']:.2f} load core {r['load_core_busy']:.2f} {r['bound']}-bound"
                                 + (" noisy" if r["noisy"] else ""))
                         except Exception as e:
                             r = {"error": str(e)[:500]}

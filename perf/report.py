@@ -87,24 +87,28 @@ def _tables(results: dict) -> list[str]:
                    f"{_ratio(r.get('cpu_us_per_unit:adc/haproxy'))} | {_ratio(r.get('cpu_us_per_unit:adc/nginx'))} |")
     out.append("")
     out.append("Throughput and latency (median); `bound`: which side was the bottleneck "
-               "(load = the load core was full while the proxy was not: throughput there measures the load side)")
+               "(load = the load core was full while the proxy was not: throughput there measures the load side; "
+               "load side = load generator + backends; noisy = other work took > 15% of either core)")
     out.append("")
-    out.append("| scenario | proxy | throughput | p50 ms | p99 ms | proxy CPU use | load core busy | bound | errors |")
-    out.append("|---|---|---|---|---|---|---|---|---|")
+    out.append("| scenario | proxy | throughput | p50 ms | p99 ms | proxy CPU use | load side CPU use "
+               "| load core busy | bound | errors |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
     for name, sc in results["scenarios"].items():
         for proxy, e in sc["proxies"].items():
             if e.get("status") in ("n/a", "not run"):
                 continue
             if e.get("status") != "ok":
                 out.append(f"| {name} | {NAMES[proxy]} | FAILED: {_one_line(e.get('reason', ''))} "
-                           "| | | | | | |")
+                           "| | | | | | | |")
                 continue
             ok = [x for x in e["runs"] if "error" not in x]
             util = sorted(x["proxy_util"] for x in ok)[len(ok) // 2]
             load = sorted(x["load_core_busy"] for x in ok)[len(ok) // 2]
+            lutil = [x["load_util"] for x in ok if "load_util" in x]
+            lutil_s = f"{sorted(lutil)[len(lutil) // 2]:.0%}" if lutil else "–"
             bound = e["bound"] + (" (noisy)" if e.get("noisy") else "")
             out.append(f"| {name} | {NAMES[proxy]} | {_cell(e, 'rate')} {sc['rate_label']} | {_cell(e, 'p50_ms')} | "
-                       f"{_cell(e, 'p99_ms')} | {util:.0%} | {load:.0%} | {bound} | {e.get('errors', 0)} |")
+                       f"{_cell(e, 'p99_ms')} | {util:.0%} | {lutil_s} | {load:.0%} | {bound} | {e.get('errors', 0)} |")
     checks = targets(results)
     if checks:
         out.append("")
