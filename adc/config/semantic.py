@@ -199,6 +199,10 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
         if redirect_all and v.protocol != "http":
             rep.error(("vips", i, "https_redirect"), f"{where}: https_redirect",
                       f"https_redirect belongs on an http VIP (this one is {v.protocol}); remove it")
+        if redirect_all and v.routes:
+            rep.error(("vips", i, "routes"), f"{where}: routes",
+                      "never used: https_redirect answers every request with a redirect; remove the routes "
+                      "or https_redirect")
         if l7 and v.default_pool is None and not v.routes and not redirect_all:
             rep.error(("vips", i), where,
                       f"an {v.protocol} VIP needs default_pool or routes: it has nowhere to send requests")

@@ -132,6 +132,15 @@ CASES = [
     Case("http settings on a tcp vip", POOLS + "vips:\n" + vip("tcp", "    default_pool: web\n"
                                                                    "    http: {x_forwarded: false}\n"),
          ["f.yaml:12: vip 'v': http: http settings apply to http and https VIPs (this one is tcp); remove them"]),
+    Case("https_redirect vip needs no pool", "vips:\n" + vip(extra="    https_redirect: {port: 8443}\n")),
+    Case("https_redirect on an https vip",
+         "certificates:\n  - {name: a, cert: /x.pem, key: /x.key}\n" + POOLS + "vips:\n"
+         + vip("https", "    default_pool: web\n    tls: {certificates: [a]}\n    https_redirect: {}\n"),
+         ["f.yaml:15: vip 'v': https_redirect: https_redirect belongs on an http VIP (this one is https); remove it"]),
+    Case("routes behind https_redirect are never used", POOLS + "vips:\n" + vip(
+        extra="    https_redirect: {}\n    routes:\n      - {pool: web}\n"),
+         ["f.yaml:12: vip 'v': routes: never used: https_redirect answers every request with a redirect; remove "
+          "the routes or https_redirect"]),
     # ---------------------------------------------------------------- routes
     Case("catch-all route shadows the next", POOLS + "vips:\n" + vip(extra=(
         "    routes:\n      - {pool: web}\n      - {match: {path_prefix: /api/}, pool: web}\n")),
