@@ -219,9 +219,10 @@ vips:
 """)
     try:
         load = Load(ip, 8080, threads=4, max_seconds=30)
-        wait_for(lambda: load.seen.get("beta", 0) > 20, 10, "load reaches both members")
-        victim.stop(signal.SIGKILL)
         key = f"{ip}:9002"
+        wait_for(lambda: load.seen.get("beta", 0) > 20, 10, "load reaches both members")
+        wait_for(lambda: d.api("GET", f"/pools/web/members/{key}")["checks"], 5, "a first check passed")
+        victim.stop(signal.SIGKILL)
         wait_for(lambda: members(d, "web")[key]["health"] == "down", 5, "killed member marked down")
         before = load.ok
         wait_for(lambda: load.ok > before + 50, 10, "load keeps flowing")
