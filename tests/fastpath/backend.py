@@ -20,6 +20,12 @@ class Echo(asyncio.Protocol):
     def data_received(self, data):
         self.t.write(data)
 
+    def pause_writing(self):
+        self.t.pause_reading()        # flow control: never buffer more than the transport's high-water mark
+
+    def resume_writing(self):
+        self.t.resume_reading()
+
     def eof_received(self):
         return False          # close after the buffered bytes are written, i.e. carry the FIN back
 

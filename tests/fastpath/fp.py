@@ -56,12 +56,14 @@ def closed_port():
 
 
 class Proxy(Proc):
-    def __init__(self, pools, vips):
-        super().__init__([os.path.join(HERE, "lbproc.py"), json.dumps({"pools": pools, "vips": vips})])
+    def __init__(self, pools, vips, address="127.0.0.1"):
+        super().__init__([os.path.join(HERE, "lbproc.py"),
+                          json.dumps({"pools": pools, "vips": vips, "address": address})])
         self.ports = json.loads(self.first)["ports"]
+        self.address = address
 
     def addr(self, vip):
-        return ("127.0.0.1", self.ports[vip])
+        return (self.address, self.ports[vip])
 
     def cmd(self, **req):
         self.p.stdin.write(json.dumps(req) + "\n")

@@ -37,12 +37,13 @@ async def main():
     host_ip = cfg.get("address", "127.0.0.1")
     for v in cfg["vips"]:
         proto = v["protocol"]
+        fam = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
         if proto == "udp":
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s = socket.socket(fam, socket.SOCK_DGRAM)
             s.bind((host_ip, v.get("port", 0)))
             cls = FastUdpListener
         else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(fam, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host_ip, v.get("port", 0)))
             s.listen(4096)
@@ -50,6 +51,7 @@ async def main():
         port = s.getsockname()[1]
         plan = msgspec.convert(dict(v, address=host_ip, port=port,
                                     listener=f"{'udp' if proto == 'udp' else 'tcp'}:{host_ip}:{port}"), VipPlan)
+        # (a test VIP's plan carries the address it really listens on)
         lst = cls(ctx, plan, s)
         await lst.start()
         listeners[plan.name] = lst

@@ -281,3 +281,94 @@ def test_slow_start_ramps_a_member_that_comes_back_up(procs):
         s.close()
     # in its first 2 s back, b1 runs at a tenth of its weight: 1 flow in 11
     assert 1 <= names.count("b1") <= 4
+
+
+def test_a_client_reset_mid_transfer_ends_the_connection_on_both_sides(procs):
+    (b,) = backends(procs, 1, greet=False)
+    proxy = start(procs, [member(b.port, slot=10)])
+    s = socket.create_connection(proxy.addr("v"), timeout=5)
+    s.sendall(os.urandom(1 << 20))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()                                   # RST, with echoed bytes unread
+    assert proxy.wait_for(lambda: proxy.conns() == [])
+    assert proxy.wait_for(lambda: proxy.cmd(cmd="counters", slot=10)[CONN_ACTIVE] == 0)
+    assert proxy.cmd(cmd="counters", slot=VIP_SLOT)[CONN_ACTIVE] == 0
+
+
+def test_a_member_that_closes_first_still_receives_what_the_client_sends_after(procs):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(5)
+    proxy = start(procs, [member(srv.getsockname()[1])])
+    c = socket.create_connection(proxy.addr("v"), timeout=5)
+    m, _ = srv.accept()
+    m.settimeout(5)
+    m.sendall(b"bye")
+    m.shutdown(socket.SHUT_WR)                  # the member's half-close reaches the client ...
+    assert recv_all(c) == b"bye"
+    c.sendall(b"late words")                    # ... and the other direction still flows
+    c.shutdown(socket.SHUT_WR)
+    assert recv_all(m) == b"late words"
+    m.close()
+    c.close()
+    srv.close()
+    assert proxy.wait_for(lambda: proxy.conns() == [])
+
+
+def test_a_client_that_does_not_read_holds_back_the_member_and_loses_nothing(procs):
+    (b,) = backends(procs, 1, greet=False)
+    proxy = start(procs, [member(b.port)])
+    s = socket.create_connection(proxy.addr("v"), timeout=10)
+    s.setblocking(False)
+    block = os.urandom(256 << 10)
+    sent = 0
+    digest = hashlib.sha256()
+    stalled_since = None
+    while True:                                 # write until the whole chain is full
+        try:
+            n = s.send(block)
+            digest.update(block[:n])
+            sent += n
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 0.5:
+                break
+            time.sleep(0.01)
+        assert sent < (256 << 20), "nothing pushes back"
+    # bounded: socket buffers and two pipes, not an unbounded queue in the proxy
+    (c,) = proxy.conns()
+    assert c["bytes_in"] - c["bytes_out"] < (32 << 20)
+    s.setblocking(True)
+    s.shutdown(socket.SHUT_WR)
+    got = recv_all(s)
+    assert len(got) == sent
+    assert hashlib.sha256(got).digest() == digest.digest()
+
+
+def test_ipv6_vip_and_member_with_proxy_v1_tcp6(procs):
+    srv = socket.socket(socket.AF_INET6)
+    try:
+        srv.bind(("::1", 0))
+    except OSError:
+        import pytest
+        pytest.skip("no IPv6 loopback")
+    srv.listen(1)
+    srv.settimeout(5)
+    port = srv.getsockname()[1]
+    proxy = Proxy(pools=[dict(name="web", proxy_protocol="v1",
+                              members=[dict(key=f"[::1]:{port}", address="::1", port=port)])],
+                  vips=[dict(name="v", protocol="tcp", default_pool="web", slot=VIP_SLOT)], address="::1")
+    procs.append(proxy)
+    c = socket.create_connection(proxy.addr("v"), timeout=5)
+    c.sendall(b"six")
+    m, _ = srv.accept()
+    want = f"PROXY TCP6 ::1 ::1 {c.getsockname()[1]} {proxy.ports['v']}\r\n".encode() + b"six"
+    m.settimeout(5)
+    assert recv_exactly(m, len(want)) == want
+    (info,) = proxy.conns()
+    assert info["client"] == f"[::1]:{c.getsockname()[1]}"
+    m.close()
+    c.close()
+    srv.close()
