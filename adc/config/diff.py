@@ -52,6 +52,8 @@ def _keyed(d: dict) -> dict:
     for v in out["vips"].values():
         routes = v.get("routes", [])
         names = [r.get("name") or f"#{i + 1}" for i, r in enumerate(routes)]
+        if len(set(names)) != len(names):   # only in a config that failed validation: key by position
+            names = [f"#{i + 1}" for i in range(len(routes))]
         v["routes"] = dict(zip(names, routes))
         v["route_order"] = names
     return out

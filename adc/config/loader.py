@@ -65,9 +65,10 @@ def load_file(path: Union[str, os.PathLike], *, check_files: bool = True) -> Con
 def load_text(text: str, path: str, *, check_files: bool = True) -> Config:
     """Validate `text` (the content of file `path`); raise ConfigInvalid with every error.
 
-    Relative certificate and CA paths are resolved against the directory of
-    `path`. check_files=False skips reading certificate files (for previewing
-    a config on another host); everything else is checked.
+    Relative file paths (certificates, TLS ca, http error_pages) are resolved
+    against the directory of `path`. check_files=False skips opening those
+    files (to check a config meant for another host); everything else is
+    checked.
     """
     res = check_text(text, path, check_files=check_files)
     if not res.ok:
@@ -137,7 +138,10 @@ def resolve_paths(cfg: Config, base: str) -> Config:
         if v.http is not None and v.http.error_pages:
             upd["http"] = v.http.model_copy(update={"error_pages": {k: ab(p) for k, p in v.http.error_pages.items()}})
         vips.append(v.model_copy(update=upd) if upd else v)
-    return cfg.model_copy(update={"certificates": certs, "vips": vips})
+    pools = [p.model_copy(update={"tls": p.tls.model_copy(update={"ca": ab(p.tls.ca), "cert": ab(p.tls.cert),
+                                                                  "key": ab(p.tls.key)})})
+             if p.tls is not None else p for p in cfg.pools]
+    return cfg.model_copy(update={"certificates": certs, "vips": vips, "pools": pools})
 
 
 def canonical(cfg: Config) -> dict:

@@ -231,6 +231,18 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
             rep.error(("vips", i, "http"), f"{where}: http",
                       f"http settings apply to http and https VIPs (this one is {v.protocol}); remove them")
 
+        seen_routes: dict[str, int] = {}
+        for j, r in enumerate(v.routes):
+            if r.name is None:
+                continue
+            if r.name in seen_routes:
+                rep.error(("vips", i, "routes", j, "name"), route_label(v, j),
+                          f"duplicate name: route {r.name!r} of this vip is defined at line "
+                          f"{rep.line_of(('vips', i, 'routes', seen_routes[r.name]))}; route names must be unique "
+                          f"within a vip")
+            else:
+                seen_routes[r.name] = j
+
         if l7:
             for j, r in enumerate(v.routes):
                 if r.pool is not None and r.pool not in names["pools"]:

@@ -141,6 +141,13 @@ CASES = [
         extra="    https_redirect: {}\n    routes:\n      - {pool: web}\n"),
          ["f.yaml:12: vip 'v': routes: never used: https_redirect answers every request with a redirect; remove "
           "the routes or https_redirect"]),
+    Case("two routes of one vip with one name", POOLS + "vips:\n" + vip(extra=(
+        "    routes:\n      - {name: a, match: {path: /a}, pool: web}\n      - {name: a, match: {path: /b}, pool: web}\n")),
+         ["f.yaml:13: vip 'v' route 'a': duplicate name: route 'a' of this vip is defined at line 12; route names "
+          "must be unique within a vip"]),
+    Case("routes of two vips may share a name", POOLS + "vips:\n"
+         + vip(extra="    routes:\n      - {name: a, pool: web}\n")
+         + vip(name="w", port=81, extra="    routes:\n      - {name: a, pool: web}\n")),
     # ---------------------------------------------------------------- routes
     Case("catch-all route shadows the next", POOLS + "vips:\n" + vip(extra=(
         "    routes:\n      - {pool: web}\n      - {match: {path_prefix: /api/}, pool: web}\n")),
