@@ -233,32 +233,3 @@ def test_unknown_algorithm_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="maglev"):
         adc.lb.make_scheduler("fastest", [])
 
-
-class _Pool:
-    def __init__(self, algorithm, members, hash_key="source"):
-        from adc.config.plan import PoolPlan
-        self.plan = PoolPlan(name="web", algorithm=algorithm, hash_key=hash_key)
-        self.members = members
-
-
-class _PM(M):
-    backup = False
-
-    @property
-    def state(self):
-        return self.admin if self.admin != "enabled" else self.health
-
-
-def test_lookup_names_the_member_every_worker_would_pick_and_why():
-    from adc.lb.lookup import explain
-    ms = [_PM(f"10.0.6.{i}:80") for i in range(4)]
-    r = explain(_Pool("maglev", ms), "198.51.100.9")
-    want = adc.lb.make_scheduler("maglev", ms).pick(flow_key("198.51.100.9")).key
-    assert r["member"] == want and "slot" in r["reason"] and "198.51.100.9" in r["reason"]
-    by = {m.key: m for m in ms}
-    by[want].admin = "drain"
-    r2 = explain(_Pool("maglev", ms), "198.51.100.9")
-    assert r2["member"] != want
-    for m in ms:
-        m.health = "down"
-    assert explain(_Pool("maglev", ms), "198.51.100.9")["member"] is None
