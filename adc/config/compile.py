@@ -189,6 +189,9 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
             proxy_protocol=p.proxy_protocol, slow_start=p.slow_start, connect_timeout=p.connect_timeout,
             retries=p.retries, slot=slots.slot(pool_key(p.name)),
         ))
+        if p.tls is not None:
+            from adc.tls.plan import upstream_tls_plan
+            pools[-1].tls = upstream_tls_plan(p.tls)
 
     vips = []
     for v in cfg.vips:

@@ -24,6 +24,18 @@ class MemberPlan(msgspec.Struct, kw_only=True):
     slot: int = 0
 
 
+class UpstreamTlsPlan(msgspec.Struct, kw_only=True):
+    """TLS to a pool's members (adc.tls.upstream); paths absolute."""
+    verify: bool = True
+    ca: Optional[str] = None
+    name: Optional[str] = None
+    sni: Optional[str] = None
+    cert: Optional[str] = None
+    key: Optional[str] = None
+    min_version: str = "1.2"
+    version: str = ""                 # sha256 of the files: a renewed CA or client certificate is a change
+
+
 class PoolPlan(msgspec.Struct, kw_only=True):
     name: str
     algorithm: str = "round_robin"
@@ -34,6 +46,7 @@ class PoolPlan(msgspec.Struct, kw_only=True):
     connect_timeout: float = 3.0
     retries: int = 2
     slot: int = 0
+    tls: Optional[UpstreamTlsPlan] = None
 
 
 class HeaderOpsPlan(msgspec.Struct, kw_only=True):

@@ -155,6 +155,23 @@ class Member(Strict):
         return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
 
 
+class PoolTls(Strict):
+    """TLS from adc to the pool's members (re-encryption); the member's certificate is verified by default."""
+    verify: bool = True
+    ca: Optional[str] = None          # PEM bundle that signs the members' certificates; unset: the system store
+    name: Optional[str] = None        # name the certificates must carry; unset: the member's IP address
+    sni: Optional[str] = None         # server name sent; unset: `name`
+    cert: Optional[str] = None        # client certificate, for members that ask for one
+    key: Optional[str] = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+    @model_validator(mode="after")
+    def _pair(self) -> "PoolTls":
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("a client certificate needs both cert and key")
+        return self
+
+
 class Pool(Strict):
     name: Name
     algorithm: Algorithm = "round_robin"
@@ -165,6 +182,7 @@ class Pool(Strict):
     slow_start: Duration = 0.0
     connect_timeout: Duration = 3.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
+    tls: Optional[PoolTls] = None     # http/https VIPs: speak TLS to the members
 
 
 # ----------------------------------------------------------------------- vips

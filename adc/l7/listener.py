@@ -706,14 +706,24 @@ class ClientConn(asyncio.Protocol):
     async def _connect(self, m, key):
         lst = self.listener
         timeout = self.vs.connect_timeout or self.pool.plan.connect_timeout
+        tls = self.pool.plan.tls
         try:
+            if tls is not None:      # re-encryption: adc.tls.upstream
+                from adc.tls.upstream import connect_kwargs
+                tlskw = connect_kwargs(tls, m.address)
+            else:
+                tlskw = {}
             _, up = await asyncio.wait_for(
-                self.loop.create_connection(lambda: UpstreamConn(lst.upstreams, key), m.address, m.port),
+                self.loop.create_connection(lambda: UpstreamConn(lst.upstreams, key), m.address, m.port,
+                                            **tlskw),
                 timeout)
         except asyncio.CancelledError:
             raise
         except (OSError, asyncio.TimeoutError) as e:
             self.connect_task = None
+            if tls is not None and isinstance(e, OSError):
+                from adc.tls.upstream import log_failure
+                log_failure(self.pool.name, m.key, e)
             if self.state != S_REQ or self.member is not m:
                 return
             timed_out = isinstance(e, asyncio.TimeoutError)

@@ -85,3 +85,18 @@ def files_changed(plan, cfg) -> bool:
         if files_version(files, v.tls.ca) != served[v.name]:
             return True
     return False
+
+
+def upstream_tls_plan(t):
+    """The UpstreamTlsPlan of a schema PoolTls (paths already absolute)."""
+    from adc.config.plan import UpstreamTlsPlan
+    h = hashlib.sha256()
+    for p in (t.ca, t.cert, t.key):
+        if p:
+            try:
+                with open(p, "rb") as f:
+                    h.update(hashlib.sha256(f.read()).digest())
+            except OSError:
+                h.update(b"missing:" + p.encode())
+    return UpstreamTlsPlan(verify=t.verify, ca=t.ca, name=t.name, sni=t.sni, cert=t.cert, key=t.key,
+                           min_version=t.min_version, version=h.hexdigest())
