@@ -219,19 +219,25 @@ class _FastListener(Listener):
     def stop_accepting(self) -> None:
         if self.host is not None and self.vid >= 0:
             self.host.engine.stop_vip(self.vid)
+            if self.kind == "tcp" and self._sock is not None:
+                # our copy must not keep the port listening once the supervisor closes its own;
+                # open connections never use the listening socket (UDP flows still reply through theirs)
+                self._sock.close()
+                self._sock = None
 
     def close_all(self) -> None:
         if self.host is None or self.vid < 0:
             return
         self.host.engine.close_vip(self.vid)
-        if self._sock is not None and self._stopped():
+        if self._stopped():
             # retired for good: give the id back and drop our copy of the socket
             self.host.engine.remove_vip(self.vid)
             self.host.vid_free(self.vid)
             self.host.listeners.discard(self)
             self.vid = -1
-            self._sock.close()
-            self._sock = None
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
 
     def _stopped(self) -> bool:
         return self.host.engine.vip_accepting(self.vid) == 0
