@@ -30,6 +30,9 @@ MAX_FDS = 1024
 
 def make_listener(ctx: "WorkerContext", vip: VipPlan, sock: socket.socket) -> Listener:
     """The data path of a VIP by protocol. Import here: a worker without http VIPs never loads L7."""
+    if vip.protocol == "tcp" and vip.sni_routes:
+        from adc.tls.passthrough import SniListener
+        return SniListener(ctx, vip, sock)
     if vip.protocol == "tcp":
         from adc.l4 import tcp_listener
         return tcp_listener(ctx, vip, sock)
@@ -155,7 +158,8 @@ class Worker:
             new: dict[str, Listener] = {}
             for vip in plan.vips:
                 cur = self.listeners.get(vip.name)
-                if cur is not None and cur.vip.protocol == vip.protocol and cur.vip.listener == vip.listener:
+                if (cur is not None and cur.vip.protocol == vip.protocol and cur.vip.listener == vip.listener
+                        and bool(cur.vip.sni_routes) == bool(vip.sni_routes)):   # SNI passthrough: another listener
                     continue
                 sock = received.get(vip.listener) or self.socks.get(vip.listener)
                 if sock is None:

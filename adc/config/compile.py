@@ -209,7 +209,7 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
             http=http_plan(v),
             slot=slots.slot(vip_key(v.name)),
         ))
-        if v.tls is not None or v.https_redirect is not None:
+        if v.tls is not None or v.https_redirect is not None or v.sni_routes:
             from adc.tls.plan import https_options
             https_options(v, vips[-1])
 

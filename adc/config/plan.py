@@ -164,6 +164,7 @@ class VipPlan(msgspec.Struct, kw_only=True):
     udp_one_shot: bool = False
     http: Optional[HttpPlan] = None
     slot: int = 0
+    sni_routes: list[tuple[str, str]] = []     # tcp VIPs: (server name or *.domain, pool), adc.tls.passthrough
 
 
 class AccessLogPlan(msgspec.Struct, kw_only=True):

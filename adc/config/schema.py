@@ -360,6 +360,12 @@ class HttpsRedirect(Strict):
     status: Literal[301, 302, 307, 308] = 301
 
 
+class SniRoute(Strict):
+    """SNI passthrough on a tcp VIP: connections whose ClientHello names one of `names` go to `pool`."""
+    names: list[str] = Field(min_length=1)    # exact (a.example.org) or one-label wildcard (*.example.org)
+    pool: Name
+
+
 class Vip(Strict):
     name: Name
     address: IPAddress
@@ -374,6 +380,7 @@ class Vip(Strict):
     udp_one_shot: bool = False
     http: Optional[HttpVip] = None        # L7 settings of http/https VIPs
     https_redirect: Optional[HttpsRedirect] = None   # http VIPs: redirect everything to https
+    sni_routes: list[SniRoute] = []       # tcp VIPs: pool by the TLS server name, not terminated
 
 
 class Certificate(Strict):

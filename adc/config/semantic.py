@@ -195,6 +195,15 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
             rep.error(("vips", i, "routes"), f"{where}: routes",
                       f"a {v.protocol} VIP forwards connections, it cannot route requests; "
                       f"routes need protocol http or https")
+        sni = getattr(v, "sni_routes", None) or []
+        if sni and v.protocol != "tcp":
+            rep.error(("vips", i, "sni_routes"), f"{where}: sni_routes",
+                      f"SNI passthrough routes TLS connections without terminating them, on a tcp VIP "
+                      f"(this one is {v.protocol}); use routes with match.host on an https VIP instead")
+        for j, sr in enumerate(sni):
+            if sr.pool not in names["pools"]:
+                rep.error(("vips", i, "sni_routes", j, "pool"), f"{where}: sni_routes",
+                          _unknown("pool", sr.pool, names["pools"]))
         redirect_all = getattr(v, "https_redirect", None) is not None
         if redirect_all and v.protocol != "http":
             rep.error(("vips", i, "https_redirect"), f"{where}: https_redirect",

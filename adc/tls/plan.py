@@ -61,6 +61,8 @@ def https_options(v, plan: VipPlan) -> None:
         ops.set = [(k, val) for k, val in ops.set if k.lower() != "strict-transport-security"]
         ops.set.append(("Strict-Transport-Security", hsts_value(v.tls.hsts)))
         plan.http.response_headers = ops
+    if getattr(v, "sni_routes", None):
+        plan.sni_routes = sni_routes(v)
     r = getattr(v, "https_redirect", None)
     if r is not None:
         plan.routes.insert(0, RoutePlan(
@@ -100,3 +102,7 @@ def upstream_tls_plan(t):
                 h.update(b"missing:" + p.encode())
     return UpstreamTlsPlan(verify=t.verify, ca=t.ca, name=t.name, sni=t.sni, cert=t.cert, key=t.key,
                            min_version=t.min_version, version=h.hexdigest())
+
+
+def sni_routes(v) -> list[tuple[str, str]]:
+    return [(n, r.pool) for r in v.sni_routes for n in r.names]
