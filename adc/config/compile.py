@@ -180,7 +180,7 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
                 key=m.key, address=m.address, port=m.port,
                 weight=m.weight if weight is None else int(weight),
                 backup=m.backup, admin=admin,
-                health=health if p.monitor is not None else "up",
+                health=health if p.monitor is not None or p.monitors else "up",
                 max_connections=m.max_connections,
                 slot=slots.slot(member_key(p.name, m.key)),
             ))

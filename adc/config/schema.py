@@ -176,6 +176,9 @@ class Pool(Strict):
     name: Name
     algorithm: Algorithm = "round_robin"
     monitor: Optional[Name] = None
+    # several monitors: a member is up when monitors_required of `monitor` + `monitors` pass (adc.health)
+    monitors: list[Name] = []
+    monitors_required: Union[Literal["all", "any"], Annotated[int, Field(ge=1, le=32)]] = "all"
     members: list[Member] = []
     hash_key: Literal["source", "five_tuple"] = "source"
     proxy_protocol: Optional[Literal["v1", "v2"]] = None

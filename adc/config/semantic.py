@@ -152,6 +152,13 @@ def _pool(rep: _Report, i: int, p: Pool, names: dict[str, set[str]]) -> None:
     where = pool_label(p.name)
     if p.monitor is not None and p.monitor not in names["monitors"]:
         rep.error(("pools", i, "monitor"), f"{where}: monitor", _unknown("monitor", p.monitor, names["monitors"]))
+    for j, name in enumerate(p.monitors):
+        if name not in names["monitors"]:
+            rep.error(("pools", i, "monitors", j), f"{where}: monitors", _unknown("monitor", name, names["monitors"]))
+    count = len({n for n in [p.monitor, *p.monitors] if n})
+    if isinstance(p.monitors_required, int) and p.monitors_required > count:
+        rep.error(("pools", i, "monitors_required"), f"{where}: monitors_required",
+                  f"{p.monitors_required} monitors required but the pool has {count}")
     seen: dict[str, int] = {}
     for j, m in enumerate(p.members):
         if m.key in seen:
@@ -425,6 +432,7 @@ def _unused(rep: _Report, cfg: Config, known: dict[str, set[str]]) -> None:
     for p in cfg.pools:
         if p.monitor:
             used_monitors.add(p.monitor)
+        used_monitors.update(p.monitors)
     for sec, items, used in (("pools", cfg.pools, used_pools), ("monitors", cfg.monitors, used_monitors),
                              ("certificates", cfg.certificates, used_certs)):
         kind = sec[:-1]
