@@ -73,6 +73,38 @@ class Check:
         self.reason = ""
 
 
+class MemberView:
+    """One member of one pool: the checks that judge it and the verdict last reported for it."""
+
+    __slots__ = ("pool", "key", "checks", "required", "verdict")
+
+    def __init__(self, pool: str, key: str, checks: list, required: int):
+        self.pool = pool
+        self.key = key
+        self.checks = checks
+        self.required = required          # checks that must say up
+        self.verdict: Optional[str] = None   # "up" / "down" as last reported; None before the first
+
+    def ups(self) -> int:
+        return sum(1 for c in self.checks if c.health.traffic == "up")
+
+    def decide(self) -> str:
+        return "up" if self.ups() >= self.required else "down"
+
+
+def required_of(p, n: int) -> int:
+    r = p.monitors_required if hasattr(p, "monitors_required") else "all"
+    return n if r == "all" else 1 if r == "any" else min(int(r), n)
+
+
+def monitor_names(p) -> list[str]:
+    names = [p.monitor] if p.monitor else []
+    for n in getattr(p, "monitors", None) or ():
+        if n not in names:
+            names.append(n)
+    return names
+
+
 class HealthChecker:
     """configure(cfg) after every apply; history(pool, key) for the API; await stop() on shutdown."""
 
@@ -80,24 +112,31 @@ class HealthChecker:
         self.report = report
         self.rng = rng or random.Random()
         self.checks: dict[CheckKey, Check] = {}
-        self.by_member: dict[tuple[str, str], Check] = {}
+        self.members: dict[tuple[str, str], MemberView] = {}
 
     # ------------------------------------------------------------ configure
     def configure(self, cfg: Config) -> None:
         """Run the checks cfg asks for: keep unchanged ones (and their counts), start new ones, stop removed ones."""
         monitors = {m.name: m for m in cfg.monitors}
         wanted: dict[CheckKey, tuple[Monitor, Target, list[tuple[str, str]]]] = {}
+        views: dict[tuple[str, str], tuple[list[CheckKey], str]] = {}
         for p in cfg.pools:
-            mon = monitors.get(p.monitor) if p.monitor else None
-            if mon is None:
+            mons = [monitors[n] for n in monitor_names(p) if n in monitors]
+            if not mons:
                 continue
-            skey = settings_key(mon)
             for mb in p.members:
-                t = target_of(mon, mb)
-                entry = wanted.setdefault((skey, t.address, t.port), (mon, t, []))
-                entry[2].append((p.name, mb.key))
+                pk = (p.name, mb.key)
+                keys: list[CheckKey] = []
+                for mon in mons:
+                    t = target_of(mon, mb)
+                    ck = (settings_key(mon), t.address, t.port)
+                    if ck in keys:
+                        continue        # two monitors that differ only by name
+                    keys.append(ck)
+                    wanted.setdefault(ck, (mon, t, []))[2].append(pk)
+                views[pk] = (keys, p)
 
-        previous = self.by_member
+        previous = self.members
         for key in [k for k in self.checks if k not in wanted]:
             c = self.checks.pop(key)
             if c.task is not None:
@@ -106,29 +145,44 @@ class HealthChecker:
         for key, (mon, target, members) in wanted.items():
             c = self.checks.get(key)
             if c is None:
-                c = Check(key, mon, target, states.Health(mon.rise, mon.fall, self._inherit(previous, members)))
+                c = Check(key, mon, target, states.Health(mon.rise, mon.fall, self._inherit(previous, members, mon)))
                 self.checks[key] = c
                 c.task = asyncio.get_running_loop().create_task(self._run(c), name=f"health {_addr(target)}")
                 started += 1
             else:
                 c.mon = mon        # only the name can differ
-                if c.health.state != states.UNKNOWN:
-                    for pk in members:
-                        if pk not in c.members:   # a pool newly sharing this check hears its verdict now
-                            self._report(pk, c.health.traffic)
             c.members = members
-        self.by_member = {pk: c for c in self.checks.values() for pk in c.members}
+
+        self.members = {}
+        for pk, (keys, p) in views.items():
+            v = MemberView(pk[0], pk[1], [self.checks[k] for k in keys], required_of(p, len(keys)))
+            old = previous.get(pk)
+            v.verdict = old.verdict if old is not None else None
+            self.members[pk] = v
+            if any(c.health.state != states.UNKNOWN for c in v.checks):
+                # a pool newly sharing a running check, or a changed requirement: say so now
+                now = v.decide()
+                if now != v.verdict:
+                    if now == "down":
+                        reasons = "; ".join(c.reason for c in v.checks if c.health.traffic == "down" and c.reason)
+                        logger.warning("member %s/%s DOWN: its checks already fail%s", pk[0], pk[1],
+                                       f": {reasons}" if reasons else "")
+                    v.verdict = now
+                    self._report(pk, now)
         if started or len(self.checks) != len(wanted):
             logger.debug("health: %d checks running (%d new)", len(self.checks), started)
 
     @staticmethod
-    def _inherit(previous: dict, members: list) -> str:
+    def _inherit(previous: dict, members: list, mon: Monitor) -> str:
         """A member whose monitor settings changed keeps its verdict (UP or DOWN), so the new
         monitor moves it with its own rise/fall rather than on its first check."""
         for pk in members:
             old = previous.get(pk)
-            if old is not None and old.health.state != states.UNKNOWN:
-                return states.UP if old.health.traffic == "up" else states.DOWN
+            if old is None:
+                continue
+            for c in old.checks:
+                if c.mon.name == mon.name and c.health.state != states.UNKNOWN:
+                    return states.UP if c.health.traffic == "up" else states.DOWN
         return states.UNKNOWN
 
     # ----------------------------------------------------------------- run
@@ -158,7 +212,7 @@ class HealthChecker:
         if not out.ok:
             c.failures += 1
         c.history.append({"time": round(time.time(), 3), "ok": out.ok, "latency_ms": round(latency, 2),
-                          "detail": out.detail})
+                          "detail": out.detail, "monitor": c.mon.name})
         t = c.health.feed(out.ok)
         if t is not None:
             self._transition(c, t, out)
@@ -171,14 +225,27 @@ class HealthChecker:
             why = f"first check {'passed' if out.ok else 'failed'}"
         else:
             why = f"after {t.count} {'passed' if out.ok else 'failed'} check{'s' if t.count != 1 else ''}"
-        for pool, key in c.members:
-            if t.after == "down":
-                logger.warning("member %s/%s DOWN %s: %s", pool, key, why, out.detail)
-            elif t.first:
-                logger.debug("member %s/%s UP %s: %s", pool, key, why, out.detail)
+        for pk in c.members:
+            v = self.members.get(pk)
+            if v is None:
+                continue
+            now = v.decide()
+            several = len(v.checks) > 1
+            tail = f" (monitor {c.mon.name}; {v.ups()} of {len(v.checks)} up, {v.required} required)" if several else ""
+            if now == v.verdict:
+                if several and not t.first:
+                    logger.info("member %s/%s monitor %s %s %s: %s (%d of %d up, %d required: stays %s)",
+                                pk[0], pk[1], c.mon.name, t.after, why, out.detail, v.ups(), len(v.checks),
+                                v.required, now)
+                continue
+            if now == "down":
+                logger.warning("member %s/%s DOWN %s: %s%s", pk[0], pk[1], why, out.detail, tail)
+            elif v.verdict is None:
+                logger.debug("member %s/%s UP %s: %s%s", pk[0], pk[1], why, out.detail, tail)
             else:
-                logger.log(NOTICE, "member %s/%s UP %s: %s", pool, key, why, out.detail)
-            self._report((pool, key), t.after)
+                logger.log(NOTICE, "member %s/%s UP %s: %s%s", pk[0], pk[1], why, out.detail, tail)
+            v.verdict = now
+            self._report(pk, now)
 
     def _report(self, pk: tuple[str, str], health: str) -> None:
         try:
@@ -189,24 +256,36 @@ class HealthChecker:
     # -------------------------------------------------------------- views
     def history(self, pool: str, key: str) -> list[dict]:
         """The last checks of the member in that pool, newest first (empty without a monitor)."""
-        c = self.by_member.get((pool, key))
-        return list(reversed(c.history)) if c is not None else []
+        v = self.members.get((pool, key))
+        if v is None:
+            return []
+        if len(v.checks) == 1:
+            return list(reversed(v.checks[0].history))
+        merged = sorted((h for c in v.checks for h in c.history), key=lambda h: h["time"], reverse=True)
+        return merged[:HISTORY]
 
     def status(self, pool: str, key: str) -> Optional[dict]:
-        """The monitor's view of one member: what is checked, its state machine, its counts."""
-        c = self.by_member.get((pool, key))
-        if c is None:
+        """The monitors' view of one member: what is checked, the state machine, the counts."""
+        v = self.members.get((pool, key))
+        if v is None:
             return None
-        return {"monitor": c.mon.name, "type": c.mon.type, "target": _addr(c.target),
-                "health": c.health.state, "checks": c.checks, "failures": c.failures,
-                "went_down": c.health.downs, "went_up": c.health.ups,
-                "last_change": c.last_change, "reason": c.reason}
+        if len(v.checks) == 1:
+            return _check_status(v.checks[0])
+        return {"health": v.verdict or "unknown", "required": v.required, "up": v.ups(),
+                "monitors": [_check_status(c) for c in v.checks]}
 
     async def stop(self) -> None:
         tasks = [c.task for c in self.checks.values() if c.task is not None]
         self.checks.clear()
-        self.by_member = {}
+        self.members = {}
         for t in tasks:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _check_status(c: Check) -> dict:
+    return {"monitor": c.mon.name, "type": c.mon.type, "target": _addr(c.target),
+            "health": c.health.state, "checks": c.checks, "failures": c.failures,
+            "went_down": c.health.downs, "went_up": c.health.ups,
+            "last_change": c.last_change, "reason": c.reason}

@@ -142,3 +142,64 @@ def test_recovery_needs_rise_passes_and_is_logged_at_notice(caplog):
     ups = [r for r in caplog.records if " UP after " in r.getMessage()]
     assert ups and ups[0].getMessage().endswith("UP after 2 passed checks: connected")
     assert ups[0].levelname == "NOTICE"
+
+
+def _two_monitors(required, port_ok: int, port_dead: int) -> Config:
+    mons = [{"name": "a", "type": "tcp", "interval": "100ms", "timeout": "50ms", "port": port_ok},
+            {"name": "b", "type": "tcp", "interval": "100ms", "timeout": "50ms", "port": port_dead}]
+    return cfg([{"name": "web", "monitor": "a", "monitors": ["b"], "monitors_required": required,
+                 "members": [{"address": IP, "port": 80}]}], mons)
+
+
+def test_several_monitors_all_required_one_failing_takes_the_member_down(caplog):
+    async def main():
+        srv, ok_port = await listener()
+        dead, dead_port = await listener()
+        dead.close()
+        await dead.wait_closed()
+        got = []
+        hc = HealthChecker(lambda p, k, h: got.append(h))
+        hc.configure(_two_monitors("all", ok_port, dead_port))
+        await until(lambda: "down" in got)
+        st = hc.status("web", f"{IP}:80")
+        assert (st["health"], st["required"], st["up"]) == ("down", 2, 1)
+        assert {m["monitor"] for m in st["monitors"]} == {"a", "b"}
+        assert {h["monitor"] for h in hc.history("web", f"{IP}:80")} == {"a", "b"}
+        await hc.stop()
+        srv.close()
+    with caplog.at_level(logging.WARNING, logger="adc.health"):
+        asyncio.run(main())
+    assert any("(monitor b; 1 of 2 up, 2 required)" in r.getMessage() for r in caplog.records)
+
+
+def test_several_monitors_any_required_one_passing_keeps_the_member_up():
+    async def main():
+        srv, ok_port = await listener()
+        dead, dead_port = await listener()
+        dead.close()
+        await dead.wait_closed()
+        got = []
+        hc = HealthChecker(lambda p, k, h: got.append(h))
+        hc.configure(_two_monitors("any", ok_port, dead_port))
+        await until(lambda: all(len(c.history) >= 3 for c in hc.checks.values()))
+        assert "down" not in got and hc.status("web", f"{IP}:80")["health"] == "up"
+        # the operator tightens the rule to both: the member goes down at the apply
+        hc.configure(_two_monitors("all", ok_port, dead_port))
+        assert got[-1] == "down"
+        await hc.stop()
+        srv.close()
+    asyncio.run(main())
+
+
+def test_config_names_an_unknown_monitor_in_the_list_and_an_impossible_count():
+    import pytest
+    from adc.config.errors import ConfigInvalid
+    from adc.config.loader import load_text
+    text = ("monitors:\n  - {name: a, type: tcp}\n"
+            "pools:\n  - name: web\n    monitor: a\n    monitors: [bb]\n    monitors_required: 3\n"
+            "    members: [{address: 127.0.0.1, port: 80}]\n")
+    with pytest.raises(ConfigInvalid) as e:
+        load_text(text, "f.yaml")
+    errors = [str(x) for x in e.value.errors]
+    assert any("pool 'web': monitors: no monitor named 'bb'" in x for x in errors), errors
+    assert any("3 monitors required but the pool has 2" in x for x in errors), errors
