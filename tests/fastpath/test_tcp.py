@@ -16,8 +16,8 @@ CONN_TOTAL, CONN_ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, ERRORS, REFUSED, TIMEOUT
 
 def start(procs, members, algorithm="round_robin", vip_extra=None, pool_extra=None):
     proxy = Proxy(
-        pools=[dict(name="web", algorithm=algorithm, slot=POOL_SLOT, connect_timeout=1.0,
-                    members=members, **(pool_extra or {}))],
+        pools=[dict(dict(name="web", algorithm=algorithm, slot=POOL_SLOT, connect_timeout=1.0,
+                         members=members), **(pool_extra or {}))],
         vips=[dict(name="v", protocol="tcp", default_pool="web", slot=VIP_SLOT, **(vip_extra or {}))])
     procs.append(proxy)
     return proxy
@@ -372,3 +372,30 @@ def test_ipv6_vip_and_member_with_proxy_v1_tcp6(procs):
     m.close()
     c.close()
     srv.close()
+
+
+def test_a_member_that_never_answers_times_out_and_the_flow_goes_to_another(procs):
+    (b,) = backends(procs, 1)
+    # a member whose accept queue is full: the kernel drops further SYNs, the connect hangs
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    fillers = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(stuck.getsockname())
+        fillers.append(f)
+    time.sleep(0.2)
+    proxy = start(procs, [member(stuck.getsockname()[1], slot=11), member(b.port, slot=12)],
+                  pool_extra=dict(connect_timeout=0.5))
+    t0 = time.monotonic()
+    s = socket.create_connection(proxy.addr("v"), timeout=10)
+    assert greeting(s) == "b0"
+    assert time.monotonic() - t0 >= 0.4          # it waited for the first member's timeout ...
+    assert proxy.cmd(cmd="counters", slot=11)[TIMEOUTS] == 1    # ... and counted it there
+    assert proxy.cmd(cmd="counters", slot=VIP_SLOT)[REFUSED] == 0
+    s.close()
+    for f in fillers:
+        f.close()
+    stuck.close()
