@@ -96,6 +96,11 @@ async def main():
             lst.stop_accepting()
             lst.close_all()
             out = True
+        elif cmd == "engine":
+            host = EngineHost.of(ctx)
+            out = dict(host.engine.stats(),
+                       member_active={k: host.engine.member_active(mid) for k, mid in
+                                      ((f"{p}/{key}", mid) for (p, key), mid in host._mids.items())})
         elif cmd == "rss":
             with open("/proc/self/status") as f:
                 out = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))

@@ -399,3 +399,44 @@ def test_a_member_that_never_answers_times_out_and_the_flow_goes_to_another(proc
     for f in fillers:
         f.close()
     stuck.close()
+
+
+def test_after_a_mix_of_endings_nothing_is_left_open_or_counted(procs):
+    import random
+    rnd = random.Random(4)
+    bs = backends(procs, 3, greet=False)
+    proxy = start(procs, [member(b.port, slot=20 + i) for i, b in enumerate(bs)],
+                  algorithm="least_connections")
+    socks = [socket.create_connection(proxy.addr("v"), timeout=5) for _ in range(300)]
+    assert proxy.wait_for(lambda: len(proxy.conns()) == 300)
+    kill = []
+    for i, s in enumerate(socks):
+        how = rnd.choice(["echo", "reset", "half", "close", "kill"])
+        if how == "echo":
+            s.sendall(b"abc")
+            assert recv_exactly(s, 3) == b"abc"
+            s.close()
+        elif how == "reset":
+            s.sendall(os.urandom(rnd.randrange(1, 200_000)))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+        elif how == "half":
+            data = os.urandom(rnd.randrange(1, 300_000))
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            assert recv_all(s) == data
+            s.close()
+        elif how == "close":
+            s.close()
+        else:
+            kill.append((s, s.getsockname()[1]))
+    by_port = {int(c["client"].rsplit(":", 1)[1]): c["id"] for c in proxy.conns()}
+    for s, port in kill:
+        assert proxy.cmd(cmd="kill", id=by_port[port])
+        s.close()
+    assert proxy.wait_for(lambda: proxy.conns() == [], timeout=10)
+    eng = proxy.cmd(cmd="engine")
+    assert eng["conns"] == 0 and set(eng["member_active"].values()) == {0}
+    for slot in [VIP_SLOT] + [20, 21, 22]:
+        assert proxy.cmd(cmd="counters", slot=slot)[CONN_ACTIVE] == 0
+    assert proxy.cmd(cmd="counters", slot=VIP_SLOT)[CONN_TOTAL] == 300
