@@ -21,6 +21,44 @@ def register(api) -> None:
     api._route("GET", r"/certificates", lambda req: list_certs(api.sup))
     api._route("GET", r"/certificates/([^/]+)", lambda req, name: show_cert(api.sup, name))
     api._route("POST", r"/certificates/([^/]+)", lambda req, name: import_cert(api, req, name))
+    metrics = getattr(api, "metrics", None)
+    if metrics is not None:
+        metrics.add(lambda: certificate_metrics(api.sup))
+
+
+_parsed: dict[str, tuple[tuple, object]] = {}
+
+
+def _leaf(path: str):
+    """The first certificate of a file, parsed again only when the file changes."""
+    st = os.stat(path)
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _parsed.get(path)
+    if hit is None or hit[0] != stamp:
+        with open(path, "rb") as f:
+            hit = (stamp, load_certs(f.read())[0])
+        _parsed[path] = hit
+    return hit[1]
+
+
+def certificate_metrics(sup):
+    """adc_certificate_days_left and adc_certificate_not_after_seconds per certificate of the running config."""
+    from prometheus_client.core import GaugeMetricFamily
+    from adc.tls.inspect import days_left
+    days = GaugeMetricFamily("adc_certificate_days_left",
+                             "whole days until the certificate expires (negative once expired)",
+                             labels=("certificate",))
+    after = GaugeMetricFamily("adc_certificate_not_after_seconds",
+                              "the certificate's notAfter, seconds since the epoch", labels=("certificate",))
+    for c in (sup.config.certificates if sup.config is not None else []):
+        try:
+            leaf = _leaf(c.cert)
+        except (OSError, CertificateError):
+            continue
+        days.add_metric([c.name], days_left(leaf))
+        after.add_metric([c.name], leaf.not_valid_after_utc.timestamp())
+    yield days
+    yield after
 
 
 def _used_by(cfg, name: str) -> list[str]:

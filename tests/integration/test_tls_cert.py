@@ -157,3 +157,16 @@ def test_import_check_only_sends_nothing(site):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["subject"] == "CN=a.example.org"
     assert fingerprint(served(ip)) == before
+
+
+def test_days_left_of_each_certificate_in_metrics(site):
+    ip, d, ca, tmp = site
+    from harness import unix_request
+    status, _, body = unix_request(d.socket, "GET", "/metrics")
+    assert status == 200
+    text = body.decode()
+    lines = {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines()
+             if ln.startswith("adc_certificate_days_left{")}
+    assert 88 <= lines['adc_certificate_days_left{certificate="site-a"}'] <= 90
+    assert 88 <= lines['adc_certificate_days_left{certificate="wildcard"}'] <= 90
+    assert 'adc_certificate_not_after_seconds{certificate="site-a"}' in text
