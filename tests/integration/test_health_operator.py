@@ -168,7 +168,7 @@ pools:
       - {{address: {ip}, port: 9002}}
 vips:
   - {{name: web, address: {ip}, port: 8080, protocol: http, default_pool: web}}
-""")
+""", workers=1)   # one worker: round robin puts the two slow requests on different members
     try:
         results = {}
 
