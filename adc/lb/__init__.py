@@ -29,12 +29,15 @@ ALGORITHMS = {
 }
 
 
-def make_scheduler(algorithm: str, members: list):
+def make_scheduler(algorithm: str, members: list, pure: bool = False):
+    """pure=True: nothing from the C fast path, even where it is built (the reference, for tests)."""
     try:
         cls = ALGORITHMS[algorithm]
     except KeyError:
         raise ValueError(f"unknown load-balancing algorithm {algorithm!r}; "
                          f"one of: {', '.join(ALGORITHMS)}") from None
+    if pure and cls is Maglev:
+        return Maglev(members, pure=True)
     return cls(members)
 
 
