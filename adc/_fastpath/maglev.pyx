@@ -11,16 +11,7 @@ from libc.stdint cimport uint8_t, int32_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
 
-cdef extern from *:
-    """
-    static inline unsigned long long adc_mul128_fold64(unsigned long long a, unsigned long long b) {
-        unsigned __int128 p = (unsigned __int128)a * b;
-        return (unsigned long long)p ^ (unsigned long long)(p >> 64);
-    }
-    """
-    uint64_t adc_mul128_fold64(uint64_t a, uint64_t b) noexcept nogil
-    uint32_t __builtin_bswap32(uint32_t) noexcept nogil
-    uint64_t __builtin_bswap64(uint64_t) noexcept nogil
+from adc._fastpath.includes.compiler cimport adc_mul128_fold64, __builtin_bswap32, __builtin_bswap64
 
 # XXH3's default secret (first 136 of its 192 bytes are used for inputs up to 128 bytes)
 cdef uint8_t SECRET[192]
