@@ -172,6 +172,15 @@ class PoolTls(Strict):
         return self
 
 
+class OutlierDetection(Strict):
+    """Passive health: members that fail real traffic are ejected for a while (adc.health.outlier)."""
+    consecutive_errors: Annotated[int, Field(ge=1, le=10000)] = 5
+    interval: Duration = 0.5
+    base_ejection: Duration = 30.0
+    max_ejection: Duration = 300.0
+    max_ejected_percent: Annotated[int, Field(ge=0, le=100)] = 50
+
+
 class Pool(Strict):
     name: Name
     algorithm: Algorithm = "round_robin"
@@ -179,6 +188,7 @@ class Pool(Strict):
     # several monitors: a member is up when monitors_required of `monitor` + `monitors` pass (adc.health)
     monitors: list[Name] = []
     monitors_required: Union[Literal["all", "any"], Annotated[int, Field(ge=1, le=32)]] = "all"
+    outlier_detection: Optional[OutlierDetection] = None
     members: list[Member] = []
     hash_key: Literal["source", "five_tuple"] = "source"
     proxy_protocol: Optional[Literal["v1", "v2"]] = None

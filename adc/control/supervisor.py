@@ -84,7 +84,7 @@ class Supervisor:
         self.stopping = False
         self.stopped = asyncio.Event()
         # health(report) -> object with configure(cfg), history(pool, key), stop(); see adc.health
-        self.health = health(self.report_health) if health else None
+        self.health = health(self.report_health, counters=self.member_counters) if health else None
 
     # =============================================================== start
     async def start(self, config: Config, text: str) -> None:
@@ -417,6 +417,10 @@ class Supervisor:
                 self.set_member(pool, key, health=health)
         except LookupError:
             pass   # the member left the config while its check was running
+
+    def member_counters(self, pool: str, key: str) -> dict:
+        """Summed counters of one member, for passive health (adc.health.outlier); LookupError if gone."""
+        return self.counters(self._member_plan(pool, key).slot)
 
     def _member_plan(self, pool: str, key: str):
         for p in self.plan.pools if self.plan else []:
