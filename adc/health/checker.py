@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from adc.config.schema import Config, Monitor, format_duration
 from adc.log import NOTICE
 
-from . import states
+from . import outlier, states
 from .dns import DnsProbe
 from .http import HttpProbe
 from .probe import Outcome, Target, describe
@@ -76,7 +76,7 @@ class Check:
 class MemberView:
     """One member of one pool: the checks that judge it and the verdict last reported for it."""
 
-    __slots__ = ("pool", "key", "checks", "required", "verdict")
+    __slots__ = ("pool", "key", "checks", "required", "verdict", "outlier")
 
     def __init__(self, pool: str, key: str, checks: list, required: int):
         self.pool = pool
@@ -84,11 +84,14 @@ class MemberView:
         self.checks = checks
         self.required = required          # checks that must say up
         self.verdict: Optional[str] = None   # "up" / "down" as last reported; None before the first
+        self.outlier: Optional[outlier.MemberOutlier] = None   # passive health, when the pool asks for it
 
     def ups(self) -> int:
         return sum(1 for c in self.checks if c.health.traffic == "up")
 
     def decide(self) -> str:
+        if self.outlier is not None and self.outlier.until:
+            return "down"
         return "up" if self.ups() >= self.required else "down"
 
 
@@ -108,11 +111,15 @@ def monitor_names(p) -> list[str]:
 class HealthChecker:
     """configure(cfg) after every apply; history(pool, key) for the API; await stop() on shutdown."""
 
-    def __init__(self, report: Report, *, rng: Optional[random.Random] = None):
+    def __init__(self, report: Report, *, counters: Optional[outlier.ReadCounters] = None,
+                 rng: Optional[random.Random] = None):
         self.report = report
+        self.read_counters = counters      # (pool, member key) -> that member's summed counters
         self.rng = rng or random.Random()
         self.checks: dict[CheckKey, Check] = {}
         self.members: dict[tuple[str, str], MemberView] = {}
+        self.detectors: dict[str, tuple[str, asyncio.Task]] = {}   # pool -> (settings, polling task)
+        self.l7_pools: set[str] = set()
 
     # ------------------------------------------------------------ configure
     def configure(self, cfg: Config) -> None:
@@ -120,9 +127,13 @@ class HealthChecker:
         monitors = {m.name: m for m in cfg.monitors}
         wanted: dict[CheckKey, tuple[Monitor, Target, list[tuple[str, str]]]] = {}
         views: dict[tuple[str, str], tuple[list[CheckKey], str]] = {}
+        passive = {}
         for p in cfg.pools:
             mons = [monitors[n] for n in monitor_names(p) if n in monitors]
-            if not mons:
+            od = getattr(p, "outlier_detection", None)
+            if od is not None and self.read_counters is not None:
+                passive[p.name] = od
+            if not mons and p.name not in passive:
                 continue
             for mb in p.members:
                 pk = (p.name, mb.key)
@@ -158,7 +169,14 @@ class HealthChecker:
             v = MemberView(pk[0], pk[1], [self.checks[k] for k in keys], required_of(p, len(keys)))
             old = previous.get(pk)
             v.verdict = old.verdict if old is not None else None
+            if pk[0] in passive:
+                v.outlier = old.outlier if old is not None and old.outlier is not None else outlier.MemberOutlier()
+            elif old is not None and old.outlier is not None and old.outlier.timer is not None:
+                old.outlier.timer.cancel()
             self.members[pk] = v
+            if v.verdict == "down" and not v.checks:
+                # an apply compiles the members of a pool without a monitor "up": keep an ejection in force
+                self._report(pk, "down")
             if any(c.health.state != states.UNKNOWN for c in v.checks):
                 # a pool newly sharing a running check, or a changed requirement: say so now
                 now = v.decide()
@@ -169,6 +187,7 @@ class HealthChecker:
                                        f": {reasons}" if reasons else "")
                     v.verdict = now
                     self._report(pk, now)
+        self._configure_detectors(cfg, passive)
         if started or len(self.checks) != len(wanted):
             logger.debug("health: %d checks running (%d new)", len(self.checks), started)
 
@@ -184,6 +203,80 @@ class HealthChecker:
                 if c.mon.name == mon.name and c.health.state != states.UNKNOWN:
                     return states.UP if c.health.traffic == "up" else states.DOWN
         return states.UNKNOWN
+
+    # ------------------------------------------------------- passive health
+    def _configure_detectors(self, cfg: Config, passive: dict) -> None:
+        self.l7_pools = set()
+        for v in cfg.vips:
+            if v.protocol in ("http", "https"):
+                self.l7_pools.update(x for x in [v.default_pool] + [r.pool for r in v.routes] if x)
+                self.l7_pools.update(sp.pool for r in v.routes for sp in (r.split or []))
+        for name in list(self.detectors):
+            wanted = passive.get(name)
+            if wanted is None or wanted.model_dump_json() != self.detectors[name][0]:
+                self.detectors.pop(name)[1].cancel()
+        loop = asyncio.get_running_loop()
+        for name, od in passive.items():
+            if name not in self.detectors:
+                self.detectors[name] = (od.model_dump_json(),
+                                        loop.create_task(self._detect(name, od), name=f"outlier {name}"))
+
+    async def _detect(self, pool: str, od) -> None:
+        while True:
+            await asyncio.sleep(od.interval)
+            try:
+                self.detect_once(pool, od)
+            except Exception:
+                logger.exception("outlier detection for pool %s failed", pool)
+
+    def detect_once(self, pool: str, od) -> None:
+        views = [v for pk, v in self.members.items() if pk[0] == pool and v.outlier is not None]
+        l7 = pool in self.l7_pools
+        now = outlier.monotonic()
+        for v in views:
+            try:
+                reading = self.read_counters(v.pool, v.key)
+            except LookupError:
+                continue
+            streak = v.outlier.streak
+            if not outlier.poll(od, v.outlier, reading, l7, now):
+                continue
+            ejected = sum(1 for x in views if x.outlier.until)
+            if not outlier.may_eject(od, len(views), ejected):
+                if streak < od.consecutive_errors:    # say it once per streak
+                    logger.warning("member %s/%s not ejected after %d failures: %d of %d members already are "
+                                   "(max_ejected_percent %d)", v.pool, v.key, v.outlier.streak, ejected,
+                                   len(views), od.max_ejected_percent)
+                continue
+            self._eject(v, od, now)
+
+    def _eject(self, v: MemberView, od, now: float) -> None:
+        o = v.outlier
+        o.ejections += 1
+        took = outlier.ejection_time(od, o.ejections)
+        o.until = now + took
+        failures, o.streak = o.streak, 0
+        logger.warning("member %s/%s EJECTED for %s after %d failed connections or requests "
+                       "(passive health, ejection %d)", v.pool, v.key, format_duration(took), failures, o.ejections)
+        o.timer = asyncio.get_running_loop().call_later(took, self._return, v, took)
+        self._decide(v)
+
+    def _return(self, v: MemberView, took: float) -> None:
+        o = v.outlier
+        o.until = 0.0
+        o.timer = None
+        o.clean_since = outlier.monotonic()
+        o.last = None         # counters moved while it was out: start from a fresh reading
+        if self.members.get((v.pool, v.key)) is not v:
+            return
+        logger.log(NOTICE, "member %s/%s back from ejection after %s", v.pool, v.key, format_duration(took))
+        self._decide(v)
+
+    def _decide(self, v: MemberView) -> None:
+        now = v.decide()
+        if now != v.verdict:
+            v.verdict = now
+            self._report((v.pool, v.key), now)
 
     # ----------------------------------------------------------------- run
     async def _run(self, c: Check) -> None:
@@ -270,12 +363,22 @@ class HealthChecker:
         if v is None:
             return None
         if len(v.checks) == 1:
-            return _check_status(v.checks[0])
-        return {"health": v.verdict or "unknown", "required": v.required, "up": v.ups(),
-                "monitors": [_check_status(c) for c in v.checks]}
+            out = _check_status(v.checks[0])
+        else:
+            out = {"health": v.verdict or "unknown", "required": v.required, "up": v.ups(),
+                   "monitors": [_check_status(c) for c in v.checks]}
+        if v.outlier is not None:
+            out["ejected"] = bool(v.outlier.until)
+            out["ejections"] = v.outlier.ejections
+        return out
 
     async def stop(self) -> None:
         tasks = [c.task for c in self.checks.values() if c.task is not None]
+        tasks += [t for _, t in self.detectors.values()]
+        self.detectors.clear()
+        for v in self.members.values():
+            if v.outlier is not None and v.outlier.timer is not None:
+                v.outlier.timer.cancel()
         self.checks.clear()
         self.members = {}
         for t in tasks:

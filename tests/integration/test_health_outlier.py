@@ -1,0 +1,93 @@
+"""Passive health end to end: a member that fails real traffic is ejected, then returns, on a real adcd."""
+from __future__ import annotations
+
+import json
+import time
+
+from harness import Adcd, Backends, fresh_ip, http_get
+
+
+def members(d: Adcd, pool: str) -> dict:
+    r = d.ctl("member", "list", pool, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return {m["key"]: m for m in json.loads(r.stdout)}
+
+
+def wait_for(pred, limit: float, what: str, d: Adcd):
+    t0 = time.monotonic()
+    while not pred():
+        if time.monotonic() - t0 > limit:
+            raise AssertionError(f"{what}: not within {limit}s\n{d.log()[-3000:]}")
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+def test_member_refusing_connections_is_ejected_without_a_monitor_and_returns(tmp_path):
+    ip = fresh_ip()
+    keep = Backends(tmp_path, ip, http={9001: "alpha"})
+    (tmp_path / "b").mkdir()
+    victim = Backends(tmp_path / "b", ip, http={9002: "beta"})
+    d = Adcd(tmp_path, f"""
+pools:
+  - name: web
+    outlier_detection: {{consecutive_errors: 3, interval: 200ms, base_ejection: 2s, max_ejection: 10s}}
+    members:
+      - {{address: {ip}, port: 9001}}
+      - {{address: {ip}, port: 9002}}
+vips:
+  - {{name: web, address: {ip}, port: 8080, protocol: http, default_pool: web}}
+""")
+    try:
+        key = f"{ip}:9002"
+        assert {http_get(ip, 8080)[1].split()[0] for _ in range(6)} == {b"alpha", b"beta"}
+        victim.stop()
+        # clients see no error (connect failures are retried on alpha) while the failures add up
+        for _ in range(200):
+            status, body = http_get(ip, 8080)
+            assert status == 200 and body.startswith(b"alpha"), (status, body)
+            if members(d, "web")[key]["health"] == "down":
+                break
+        else:
+            raise AssertionError(f"member not ejected:\n{d.log()[-3000:]}")
+        assert f"member web/{key} EJECTED for 2s after " in d.log()
+        info = d.api("GET", f"/pools/web/members/{key}")["monitor"]
+        assert info["ejected"] is True and info["ejections"] == 1
+        (tmp_path / "c").mkdir()
+        victim = Backends(tmp_path / "c", ip, http={9002: "beta"})
+        wait_for(lambda: members(d, "web")[key]["health"] == "up", 4, "back after the ejection", d)
+        assert f"member web/{key} back from ejection after 2s" in d.log()
+        assert b"beta" in {http_get(ip, 8080)[1].split()[0] for _ in range(6)}
+    finally:
+        d.stop()
+        keep.stop()
+        victim.stop()
+
+
+def test_at_most_the_allowed_share_of_the_pool_is_ejected(tmp_path):
+    ip = fresh_ip()
+    d = Adcd(tmp_path, f"""
+pools:
+  - name: web
+    outlier_detection: {{consecutive_errors: 2, interval: 200ms, base_ejection: 30s, max_ejected_percent: 50}}
+    members:
+      - {{address: {ip}, port: 9001}}
+      - {{address: {ip}, port: 9002}}
+vips:
+  - {{name: web, address: {ip}, port: 8080, protocol: http, default_pool: web}}
+""")
+    try:
+        # nothing listens: every member fails; only one of the two may be ejected
+        for _ in range(60):
+            try:
+                http_get(ip, 8080, timeout=2)
+            except OSError:
+                pass
+            if "not ejected after" in d.log():
+                break
+            time.sleep(0.05)
+        m = members(d, "web")
+        assert sorted(x["health"] for x in m.values()) == ["down", "up"], m
+        assert "EJECTED for 30s" in d.log()
+        assert "already are (max_ejected_percent 50)" in d.log()
+    finally:
+        d.stop()
