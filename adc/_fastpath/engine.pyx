@@ -1169,6 +1169,56 @@ cdef class Engine:
                 return True
         return False
 
+    def check(self):
+        """Invariant check (tests, debugging): a list of violations, empty when the tables agree."""
+        cdef int32_t i, ci, prev, s
+        cdef Conn *c
+        bad = []
+        vip_n = {}
+        mem_n = {}
+        in_wheel = set()
+        for s in range(WHEEL):
+            prev = -1
+            ci = self.wheel[s]
+            n = 0
+            while ci >= 0:
+                c = &self.conns[ci]
+                if c.tw_slot != s or c.tw_prev != prev:
+                    bad.append(f"wheel slot {s}: conn {ci} has slot {c.tw_slot} prev {c.tw_prev}, want {prev}")
+                if c.kind == K_FREE:
+                    bad.append(f"wheel slot {s}: conn {ci} is free")
+                in_wheel.add(ci)
+                prev = ci
+                ci = c.tw_next
+                n += 1
+                if n > self.cap:
+                    bad.append(f"wheel slot {s}: loop")
+                    break
+        for i in range(self.hwm):
+            c = &self.conns[i]
+            if c.kind == K_FREE:
+                continue
+            vip_n[c.vip] = vip_n.get(c.vip, 0) + 1
+            if c.mid >= 0:
+                mem_n[c.mid] = mem_n.get(c.mid, 0) + 1
+            if c.tw_slot >= 0 and i not in in_wheel:
+                bad.append(f"conn {i}: says wheel slot {c.tw_slot} but is not linked there")
+            if c.kind == K_TCP:
+                if c.cfd < 0:
+                    bad.append(f"conn {i}: tcp without a client fd")
+                if c.state == ST_ESTABLISHED and (c.sfd < 0 or c.mid < 0):
+                    bad.append(f"conn {i}: established without a member socket")
+            elif c.kind == K_UDP:
+                if self.flow_find(c.vip, &c.client) != i:
+                    bad.append(f"conn {i}: udp flow not found in the flow table")
+        for i in range(MAX_VIPS):
+            if self.vips[i].used and self.vips[i].active != vip_n.get(i, 0):
+                bad.append(f"vip {i}: active {self.vips[i].active}, conns {vip_n.get(i, 0)}")
+        for i in range(MAX_MEMBERS):
+            if self.members[i].used and self.members[i].active != mem_n.get(i, 0):
+                bad.append(f"member {i}: active {self.members[i].active}, conns {mem_n.get(i, 0)}")
+        return bad
+
     def stats(self):
         return {"conns": sum(1 for i in range(self.hwm) if self.conns[i].kind != K_FREE),
                 "table_high_water": self.hwm, "pipes_pooled": self.npipes, "capacity": self.cap}

@@ -98,7 +98,7 @@ async def main():
             out = True
         elif cmd == "engine":
             host = EngineHost.of(ctx)
-            out = dict(host.engine.stats(),
+            out = dict(host.engine.stats(), violations=host.engine.check(),
                        member_active={k: host.engine.member_active(mid) for k, mid in
                                       ((f"{p}/{key}", mid) for (p, key), mid in host._mids.items())})
         elif cmd == "rss":

@@ -113,6 +113,7 @@ def test_1000_concurrent_connections_each_get_their_own_bytes(procs):
                 pending.discard(s)
     assert not pending
     assert all(got[s] == want[s] for s in socks)
+    assert proxy.cmd(cmd="engine")["violations"] == []
     for s in socks:
         s.close()
     assert proxy.wait_for(lambda: proxy.cmd(cmd="active", vip="v") == 0, timeout=10)
@@ -436,6 +437,7 @@ def test_after_a_mix_of_endings_nothing_is_left_open_or_counted(procs):
         s.close()
     assert proxy.wait_for(lambda: proxy.conns() == [], timeout=10)
     eng = proxy.cmd(cmd="engine")
+    assert eng["violations"] == []
     assert eng["conns"] == 0 and set(eng["member_active"].values()) == {0}
     for slot in [VIP_SLOT] + [20, 21, 22]:
         assert proxy.cmd(cmd="counters", slot=slot)[CONN_ACTIVE] == 0

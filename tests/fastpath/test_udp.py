@@ -48,6 +48,7 @@ def test_10000_datagrams_from_several_clients_each_come_back_to_their_sender(pro
             assert got == {f"c{i}-{j}".encode() for j in range(base, base + window)}
     flows = proxy.conns()
     assert len(flows) == 5
+    assert proxy.cmd(cmd="engine")["violations"] == []
     assert {f["client"] for f in flows} == {"127.0.0.1:%d" % s.getsockname()[1] for s in clients}
     assert all(f["protocol"] == "udp" and f["bytes_in"] == f["bytes_out"] for f in flows)
     c = proxy.cmd(cmd="counters", slot=VIP_SLOT)
