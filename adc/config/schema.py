@@ -189,6 +189,7 @@ class Pool(Strict):
     monitors: list[Name] = []
     monitors_required: Union[Literal["all", "any"], Annotated[int, Field(ge=1, le=32)]] = "all"
     outlier_detection: Optional[OutlierDetection] = None
+    fail_open: bool = False     # when no member is up, send to all of them rather than to none
     members: list[Member] = []
     hash_key: Literal["source", "five_tuple"] = "source"
     proxy_protocol: Optional[Literal["v1", "v2"]] = None
