@@ -76,14 +76,15 @@ class Check:
 class MemberView:
     """One member of one pool: the checks that judge it and the verdict last reported for it."""
 
-    __slots__ = ("pool", "key", "checks", "required", "verdict", "outlier")
+    __slots__ = ("pool", "key", "checks", "required", "verdict", "reported", "outlier")
 
     def __init__(self, pool: str, key: str, checks: list, required: int):
         self.pool = pool
         self.key = key
         self.checks = checks
         self.required = required          # checks that must say up
-        self.verdict: Optional[str] = None   # "up" / "down" as last reported; None before the first
+        self.verdict: Optional[str] = None   # "up" / "down" as the checks say; None before the first
+        self.reported: Optional[str] = None  # what the data path was told (differs under fail-open)
         self.outlier: Optional[outlier.MemberOutlier] = None   # passive health, when the pool asks for it
 
     def ups(self) -> int:
@@ -119,6 +120,9 @@ class HealthChecker:
         self.checks: dict[CheckKey, Check] = {}
         self.members: dict[tuple[str, str], MemberView] = {}
         self.detectors: dict[str, tuple[str, asyncio.Task]] = {}   # pool -> (settings, polling task)
+        self.by_pool: dict[str, list[MemberView]] = {}
+        self.fail_open: set[str] = set()       # pools that send to all members when none is up
+        self.failed_open: set[str] = set()     # pools doing so now
         self.l7_pools: set[str] = set()
 
     # ------------------------------------------------------------ configure
@@ -168,13 +172,14 @@ class HealthChecker:
         for pk, (keys, p) in views.items():
             v = MemberView(pk[0], pk[1], [self.checks[k] for k in keys], required_of(p, len(keys)))
             old = previous.get(pk)
-            v.verdict = old.verdict if old is not None else None
+            if old is not None:
+                v.verdict, v.reported = old.verdict, old.reported
             if pk[0] in passive:
                 v.outlier = old.outlier if old is not None and old.outlier is not None else outlier.MemberOutlier()
             elif old is not None and old.outlier is not None and old.outlier.timer is not None:
                 old.outlier.timer.cancel()
             self.members[pk] = v
-            if v.verdict == "down" and not v.checks:
+            if v.reported == "down" and not v.checks:
                 # an apply compiles the members of a pool without a monitor "up": keep an ejection in force
                 self._report(pk, "down")
             if any(c.health.state != states.UNKNOWN for c in v.checks):
@@ -186,7 +191,12 @@ class HealthChecker:
                         logger.warning("member %s/%s DOWN: its checks already fail%s", pk[0], pk[1],
                                        f": {reasons}" if reasons else "")
                     v.verdict = now
-                    self._report(pk, now)
+        self.by_pool = {}
+        for v in self.members.values():
+            self.by_pool.setdefault(v.pool, []).append(v)
+        self.fail_open = {p.name for p in cfg.pools if getattr(p, "fail_open", False)}
+        for pool in self.by_pool:
+            self._publish(pool)
         self._configure_detectors(cfg, passive)
         if started or len(self.checks) != len(wanted):
             logger.debug("health: %d checks running (%d new)", len(self.checks), started)
@@ -230,7 +240,7 @@ class HealthChecker:
                 logger.exception("outlier detection for pool %s failed", pool)
 
     def detect_once(self, pool: str, od) -> None:
-        views = [v for pk, v in self.members.items() if pk[0] == pool and v.outlier is not None]
+        views = [v for v in self.by_pool.get(pool, ()) if v.outlier is not None]
         l7 = pool in self.l7_pools
         now = outlier.monotonic()
         for v in views:
@@ -276,7 +286,7 @@ class HealthChecker:
         now = v.decide()
         if now != v.verdict:
             v.verdict = now
-            self._report((v.pool, v.key), now)
+            self._publish(v.pool)
 
     # ----------------------------------------------------------------- run
     async def _run(self, c: Check) -> None:
@@ -338,7 +348,24 @@ class HealthChecker:
             else:
                 logger.log(NOTICE, "member %s/%s UP %s: %s%s", pk[0], pk[1], why, out.detail, tail)
             v.verdict = now
-            self._report(pk, now)
+            self._publish(pk[0])
+
+    def _publish(self, pool: str) -> None:
+        """Tell the data path each member's verdict; under fail-open, when no member of the pool
+        is up, every member is reported up so traffic is spread over all of them."""
+        views = self.by_pool.get(pool, ())
+        opened = (pool in self.fail_open and bool(views) and all(v.verdict == "down" for v in views))
+        if opened and pool not in self.failed_open:
+            self.failed_open.add(pool)
+            logger.warning("pool %s: no member is up; fail-open sends traffic to all %d members", pool, len(views))
+        elif not opened and pool in self.failed_open:
+            self.failed_open.discard(pool)
+            logger.log(NOTICE, "pool %s: a member is up again; fail-open ends", pool)
+        for v in views:
+            want = "up" if opened else v.verdict
+            if want is not None and want != v.reported:
+                v.reported = want
+                self._report((v.pool, v.key), want)
 
     def _report(self, pk: tuple[str, str], health: str) -> None:
         try:
@@ -367,6 +394,8 @@ class HealthChecker:
         else:
             out = {"health": v.verdict or "unknown", "required": v.required, "up": v.ups(),
                    "monitors": [_check_status(c) for c in v.checks]}
+        if v.pool in self.failed_open:
+            out["fail_open"] = True      # reported up although its checks fail: no member of the pool is up
         if v.outlier is not None:
             out["ejected"] = bool(v.outlier.until)
             out["ejections"] = v.outlier.ejections
@@ -381,6 +410,7 @@ class HealthChecker:
                 v.outlier.timer.cancel()
         self.checks.clear()
         self.members = {}
+        self.by_pool = {}
         for t in tasks:
             t.cancel()
         if tasks:

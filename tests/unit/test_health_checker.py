@@ -160,7 +160,7 @@ def test_several_monitors_all_required_one_failing_takes_the_member_down(caplog)
         got = []
         hc = HealthChecker(lambda p, k, h: got.append(h))
         hc.configure(_two_monitors("all", ok_port, dead_port))
-        await until(lambda: "down" in got)
+        await until(lambda: "down" in got and all(c.history for c in hc.checks.values()))
         st = hc.status("web", f"{IP}:80")
         assert (st["health"], st["required"], st["up"]) == ("down", 2, 1)
         assert {m["monitor"] for m in st["monitors"]} == {"a", "b"}
@@ -203,3 +203,30 @@ def test_config_names_an_unknown_monitor_in_the_list_and_an_impossible_count():
     errors = [str(x) for x in e.value.errors]
     assert any("pool 'web': monitors: no monitor named 'bb'" in x for x in errors), errors
     assert any("3 monitors required but the pool has 2" in x for x in errors), errors
+
+
+def test_fail_open_reports_every_member_up_while_none_passes(caplog):
+    async def main():
+        srv, port = await listener()
+        srv.close()
+        await srv.wait_closed()
+        live, live_port = await listener()
+        live.close()
+        await live.wait_closed()
+        got = {}
+        hc = HealthChecker(lambda p, k, h: got.__setitem__(k, h))
+        c = cfg([{**pool("web", [port, live_port]), "fail_open": True}])
+        hc.configure(c)
+        await until(lambda: all(len(x.history) >= 2 for x in hc.checks.values()))
+        assert got == {f"{IP}:{port}": "up", f"{IP}:{live_port}": "up"}, "every member is reported up"
+        assert hc.status("web", f"{IP}:{port}")["fail_open"] is True
+        back = await asyncio.start_server(lambda r, w: w.close(), IP, live_port)
+        await until(lambda: got.get(f"{IP}:{port}") == "down")
+        assert got[f"{IP}:{live_port}"] == "up"
+        await hc.stop()
+        back.close()
+    with caplog.at_level(logging.INFO, logger="adc.health"):
+        asyncio.run(main())
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "pool web: no member is up; fail-open sends traffic to all 2 members" in text
+    assert "pool web: a member is up again; fail-open ends" in text
