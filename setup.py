@@ -12,6 +12,11 @@ ext = [
         extra_compile_args=["-O2", "-Wno-unused-function"],
     )
     for p in sorted(glob.glob("adc/_fastpath/*.pyx"))
+] + [
+    # the L7 core's C scanner (adc/l7/http1.py holds its pure-Python reference)
+    Extension("adc.l7." + os.path.splitext(os.path.basename(p))[0], [p],
+              extra_compile_args=["-O2", "-Wno-unused-function"])
+    for p in sorted(glob.glob("adc/l7/*.pyx"))
 ]
 
 setup(

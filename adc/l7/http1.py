@@ -124,28 +124,43 @@ def check_incomplete_head(buf, limits: Limits, start: int = 0) -> None:
         raise ClientProtocolError("bare LF in head")
 
 
-def _split_fields(block: bytes, err) -> list:
-    """`block`: the field lines of a head, each with its CRLF (may be empty)."""
+def scan_fields_py(head: bytes, pos: int, special) -> tuple:
+    """The field lines of head[pos:-2] -> (fields, specials); the reference of adc.l7._scan.
+
+    fields: (name, value) of each line whose lower-cased name is not in `special`;
+    specials: (lower-cased name, value) of the others. ValueError(reason) when a line
+    breaks the grammar at the top of this file.
+    """
+    block = head[pos:len(head) - 2]
+    fields: list = []
+    specials: list = []
+    if not block:
+        return fields, specials
+    n = block.count(b"\r\n")
+    if block.count(b"\n") != n or block.count(b"\r") != n or not block.endswith(b"\r\n"):
+        raise ValueError("bare CR or LF in head")
     pairs = FIELD_AT_LINE.findall(block)
-    if len(pairs) != block.count(b"\r\n"):
-        # name the first offending line, for the log
+    if len(pairs) != n:
         pos = 0
         while True:
             m = FIELD_LINE_ONE.match(block, pos)
             if m is None:
                 break
             pos = m.end()
-        line = block[pos:block.find(b"\n", pos) + 1 or len(block)][:60]
-        if line[:1] in (b" ", b"\t"):
-            raise err("obsolete line folding")
-        raise err(f"invalid field line {line!r}")
-    return pairs
+        if block[pos:pos + 1] in (b" ", b"\t"):
+            raise ValueError("obsolete line folding")
+        line = block[pos:block.find(b"\r", pos)][:60]
+        raise ValueError(f"invalid field line {line!r}")
+    for name, value in pairs:
+        ln = name.lower()
+        if ln in special:
+            specials.append((ln, value))
+        else:
+            fields.append((name, value))
+    return fields, specials
 
 
-def _check_crlf(head: bytes, err) -> None:
-    n = head.count(b"\r\n")
-    if head.count(b"\n") != n or head.count(b"\r") != n:
-        raise err("bare CR or LF in head")
+scan_fields = scan_fields_py     # replaced by the C scanner at the end of this module
 
 
 class Request:
@@ -184,7 +199,6 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
         raise err("request line too long", 414)
     if len(head) > limits.header_bytes:
         raise err("header block too large", 431)
-    _check_crlf(head, err)
     m = REQUEST_LINE.fullmatch(head, 0, eol)
     if m is None:
         raise err("malformed request line")
@@ -195,55 +209,53 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
     r.head_size = len(head)
     r.method = method
     r.minor = minor = int(minor)
-    pairs = _split_fields(head[eol + 2:-2], err)
-    if len(pairs) > limits.header_count:
+    try:
+        fields, specials = scan_fields_py(head, eol + 2, _REQ_SPECIAL)
+    except ValueError as e:
+        raise err(str(e)) from None
+    if len(fields) + len(specials) > limits.header_count:
         raise err("too many header fields", 431)
-    fields = []
     host = None
     cl = None
     te = None
     conn = None
     xff = None
-    for name, value in pairs:
-        ln = name.lower()
-        if ln in _REQ_SPECIAL:
-            if ln == b"x-request-id":
-                if r.request_id is None:
-                    r.request_id = value
-                fields.append((name, value))
-                continue
-            if ln == b"x-forwarded-for":
-                xff = value if xff is None else xff + b", " + value
-                continue
-            if ln == b"x-forwarded-proto" or ln == b"x-forwarded-host":
-                continue
-            if ln == b"host":
-                if host is not None:
-                    raise err("duplicate Host")
-                host = value
-                continue
-            if ln == b"content-length":
-                if cl is not None:
-                    raise err("duplicate Content-Length")
-                if CONTENT_LENGTH.fullmatch(value) is None:
-                    raise err("malformed Content-Length")
-                cl = int(value)
-            elif ln == b"transfer-encoding":
-                te = value if te is None else te + b"," + value
-            elif ln == b"connection":
-                conn = value.lower() if conn is None else conn + b"," + value.lower()
-            elif ln == b"upgrade":
-                r.upgrade = value
-            elif ln == b"te":
-                if b"trailers" in value.lower():
-                    r.te_trailers = True
-            elif ln == b"expect":
-                if value.lower() == b"100-continue":
-                    r.expect_continue = True
-                else:
-                    raise err("unsupported Expect", 417)
+    for ln, value in specials:
+        if ln == b"x-request-id":
+            if r.request_id is None:
+                r.request_id = value
+            fields.append((b"X-Request-ID", value))
             continue
-        fields.append((name, value))
+        if ln == b"x-forwarded-for":
+            xff = value if xff is None else xff + b", " + value
+            continue
+        if ln == b"x-forwarded-proto" or ln == b"x-forwarded-host":
+            continue
+        if ln == b"host":
+            if host is not None:
+                raise err("duplicate Host")
+            host = value
+            continue
+        if ln == b"content-length":
+            if cl is not None:
+                raise err("duplicate Content-Length")
+            if CONTENT_LENGTH.fullmatch(value) is None:
+                raise err("malformed Content-Length")
+            cl = int(value)
+        elif ln == b"transfer-encoding":
+            te = value if te is None else te + b"," + value
+        elif ln == b"connection":
+            conn = value.lower() if conn is None else conn + b"," + value.lower()
+        elif ln == b"upgrade":
+            r.upgrade = value
+        elif ln == b"te":
+            if b"trailers" in value.lower():
+                r.te_trailers = True
+        elif ln == b"expect":
+            if value.lower() == b"100-continue":
+                r.expect_continue = True
+            else:
+                raise err("unsupported Expect", 417)
     r.fields = fields
     r.xff = xff
     # connection options: Connection names more hop-by-hop fields, which we drop
@@ -341,7 +353,6 @@ def parse_response_head(head: bytes, method: bytes, limits: Limits = DEFAULT_LIM
     err = BackendProtocolError
     if len(head) > limits.header_bytes:
         raise err("response head too large")
-    _check_crlf(head, err)
     eol = head.find(b"\r\n")
     m = STATUS_LINE.fullmatch(head, 0, eol)
     if m is None:
@@ -355,29 +366,27 @@ def parse_response_head(head: bytes, method: bytes, limits: Limits = DEFAULT_LIM
         raise err("malformed status code")
     r.reason = reason
     r.minor = minor = int(minor)
-    pairs = _split_fields(head[eol + 2:-2], err)
-    fields = []
+    try:
+        fields, specials = scan_fields_py(head, eol + 2, HOP)
+    except ValueError as e:
+        raise err(str(e)) from None
     cl = None
     te = None
     conn = None
     r.upgrade = None
-    for name, value in pairs:
-        ln = name.lower()
-        if ln in HOP:
-            if ln == b"content-length":
-                if cl is not None:
-                    raise err("duplicate Content-Length")
-                if CONTENT_LENGTH.fullmatch(value) is None:
-                    raise err("malformed Content-Length")
-                cl = int(value)
-            elif ln == b"transfer-encoding":
-                te = value if te is None else te + b"," + value
-            elif ln == b"connection":
-                conn = value.lower() if conn is None else conn + b"," + value.lower()
-            elif ln == b"upgrade":
-                r.upgrade = value
-            continue
-        fields.append((name, value))
+    for ln, value in specials:
+        if ln == b"content-length":
+            if cl is not None:
+                raise err("duplicate Content-Length")
+            if CONTENT_LENGTH.fullmatch(value) is None:
+                raise err("malformed Content-Length")
+            cl = int(value)
+        elif ln == b"transfer-encoding":
+            te = value if te is None else te + b"," + value
+        elif ln == b"connection":
+            conn = value.lower() if conn is None else conn + b"," + value.lower()
+        elif ln == b"upgrade":
+            r.upgrade = value
     if conn is not None:
         opts = {o.strip() for o in conn.split(b",")}
         opts.discard(b"")
@@ -596,3 +605,13 @@ def simple_response(status: int, body: bytes = b"", close: bool = False, fields=
 
 def error_body(status: int) -> bytes:
     return b"%d %b\n" % (status, REASONS.get(status, b"Error"))
+
+
+# The C versions (adc/l7/_scan.pyx) of the hot functions above, when built; the Python
+# definitions stay as the reference that tests run against the same cases.
+parse_request_head_py = parse_request_head
+parse_response_head_py = parse_response_head
+try:
+    from adc.l7._scan import parse_request_head, parse_response_head, scan_fields  # noqa: F811
+except ImportError:  # not built: the reference does the same, slower
+    pass

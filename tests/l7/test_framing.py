@@ -254,3 +254,19 @@ def test_response_until_close_is_rechunked_for_keepalive_clients():
         assert answer.count(b"HTTP/1.1 200") == 2
         assert b"transfer-encoding: chunked" in answer
         assert answer.count(b"d\r\nstreamed body\r\n0\r\n\r\n") == 2
+
+
+@pytest.mark.parametrize("scanner", ["c", "python"])  # C fast path and the Python reference
+@pytest.mark.parametrize("case", REJECTED, ids=lambda c: c.what)
+def test_core_refuses_each_case_with_both_scanners(monkeypatch, case, scanner):
+    from adc.l7 import http1
+    parse = http1.parse_request_head
+    if scanner == "python":
+        monkeypatch.setattr(http1, "scan_fields", http1.scan_fields_py)
+        parse = http1.parse_request_head_py
+    end = case.request.find(b"\r\n\r\n")
+    if end < 0:
+        pytest.skip("refused before the head is complete")
+    with pytest.raises(http1.ClientProtocolError) as e:
+        parse(case.request[:end + 4])
+    assert e.value.status == case.status

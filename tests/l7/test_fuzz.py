@@ -145,3 +145,65 @@ def test_whatever_the_proxy_accepts_reaches_the_member_canonically():
             canon += b"".join(b"%b: %b\r\n" % f for f in req.fields)
             assert got.startswith(canon)
         check()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(requests(), st.binary(max_size=200).map(lambda b: b"GET / HTTP/1.1\r\n" + b + b"\r\n\r\n")))
+def test_c_scanner_agrees_with_the_python_reference(raw):
+    from adc.l7 import _scan, http1
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        return
+    head = raw[:end + 4]
+    eol = head.find(b"\r\n")
+    outcomes = []
+    for scan in (_scan.scan_fields, http1.scan_fields_py):
+        try:
+            outcomes.append(scan(head, eol + 2, http1._REQ_SPECIAL))
+        except ValueError:
+            outcomes.append("refused")
+    assert outcomes[0] == outcomes[1], head
+
+
+def _outcome(f, *args):
+    try:
+        r = f(*args)
+    except (ClientProtocolError, BackendProtocolError) as e:
+        return ("refused", type(e).__name__, e.status)
+    return tuple(getattr(r, k, None) for k in r.__slots__)
+
+
+@settings(max_examples=4000, deadline=None)
+@given(requests())
+def test_c_request_parser_agrees_with_the_python_reference(raw):
+    from adc.l7 import http1
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        return
+    head = raw[:end + 4]
+    assert _outcome(http1.parse_request_head, head) == _outcome(http1.parse_request_head_py, head)
+
+
+RESPONSE_LINES = st.sampled_from([b"HTTP/1.1 200 OK", b"HTTP/1.0 204 No Content", b"HTTP/1.1 101 Switching",
+                                  b"HTTP/1.1 304 x", b"HTTP/2.0 200 OK", b"HTTP/1.1 099 x", b"HTTP/1.1 200",
+                                  b"HTTP/1.1 200 \tok\x80", b"HTTP/1.1  200 OK"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(RESPONSE_LINES, st.lists(st.tuples(st.sampled_from([b"Content-Length", b"Transfer-Encoding", b"Connection",
+                                                           b"Upgrade", b"X-A", b"Set-Cookie"]),
+                                          st.sampled_from([b"0", b"12", b"chunked", b"gzip", b"close", b"keep-alive",
+                                                           b"x, X-A", b"a\x00", b"12, 12", b" v "])), max_size=5),
+       st.sampled_from([b"GET", b"HEAD"]), st.integers(0, 3), NASTY)
+def test_c_response_parser_agrees_with_the_python_reference(line, fields, method, where, nasty):
+    from adc.l7 import http1
+    head = line + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in fields) + b"\r\n"
+    if where:
+        i = len(head) * where // 4
+        head = head[:i] + nasty + head[i:]
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        return
+    head = head[:end + 4]
+    assert _outcome(http1.parse_response_head, head, method) == \
+        _outcome(http1.parse_response_head_py, head, method)

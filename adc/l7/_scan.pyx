@@ -1,0 +1,426 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""adc.l7._scan: the field-line scanner of the HTTP core in C (adc.l7.http1.scan_fields_py is the reference).
+
+scan_fields(head, pos, special) -> (fields, specials)
+    head[pos:len(head)-2] holds the field lines of a head, each ending in CRLF
+    (the final empty line's CRLF excluded). `fields` gets (name, value) of each
+    line whose lower-cased name is not in `special`; `specials` gets (lower-cased
+    name, value) of the others, in order. Values lose their surrounding OWS.
+    Raises ValueError(reason) on: a name that is not a token, whitespace before
+    the colon, obsolete line folding, a control byte (other than HTAB) in a
+    value, a bare CR or LF.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+
+cdef unsigned char TCHAR[256]
+cdef unsigned char LOWER[256]
+
+
+cdef void _init() noexcept:
+    cdef int c
+    for c in range(256):
+        TCHAR[c] = 0
+        LOWER[c] = c
+    for c in b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        TCHAR[c] = 1
+    for c in range(65, 91):
+        LOWER[c] = c + 32
+
+_init()
+
+
+def scan_fields(bytes head, Py_ssize_t pos, special):
+    cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(head) - 2
+    cdef Py_ssize_t ns, ne, vs, ve, i
+    cdef unsigned char c
+    cdef bint upper
+    cdef bytes name, lname, value
+    cdef char *w
+    fields = []
+    specials = []
+    while pos < end:
+        ns = pos
+        upper = False
+        while pos < end and TCHAR[p[pos]]:
+            if 65 <= p[pos] <= 90:
+                upper = True
+            pos += 1
+        if pos == ns:
+            if p[pos] == 32 or p[pos] == 9:
+                raise ValueError("obsolete line folding")
+            raise ValueError("invalid field name")
+        if pos >= end or p[pos] != 58:           # ':' right after the name
+            raise ValueError("invalid field name or whitespace before the colon")
+        ne = pos
+        pos += 1
+        while pos < end and (p[pos] == 32 or p[pos] == 9):
+            pos += 1
+        vs = pos
+        ve = pos
+        while pos < end:
+            c = p[pos]
+            if c == 13:
+                break
+            if (c < 32 and c != 9) or c == 127:
+                raise ValueError("control byte in a field value")
+            pos += 1
+            if c != 32 and c != 9:
+                ve = pos
+        if pos >= end or p[pos + 1] != 10:
+            raise ValueError("bare CR in head")
+        pos += 2
+        name = PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns)
+        if upper:
+            lname = PyBytes_FromStringAndSize(NULL, ne - ns)
+            w = PyBytes_AS_STRING(lname)
+            for i in range(ne - ns):
+                w[i] = LOWER[p[ns + i]]
+        else:
+            lname = name
+        value = PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)
+        if lname in special:
+            specials.append((lname, value))
+        else:
+            fields.append((name, value))
+    if pos != end:
+        raise ValueError("bare CR or LF in head")
+    return fields, specials
+
+
+# ----------------------------------------------------------------------------------------
+# Whole heads. These are the functions of adc.l7.http1 of the same names (the reference,
+# with the rules at the top of that file), with the regular expressions of the common path
+# replaced by C loops; tests/l7 runs the same cases and fuzzing against both.
+from adc.l7 import http1 as _h
+
+cdef object Request = _h.Request
+cdef object Response = _h.Response
+cdef object ClientProtocolError = _h.ClientProtocolError
+cdef object BackendProtocolError = _h.BackendProtocolError
+cdef object REQ_SPECIAL = _h._REQ_SPECIAL
+cdef object HOP = _h.HOP
+cdef object TE_CODING = _h.TE_CODING
+cdef object ABSOLUTE = _h.ABSOLUTE
+cdef object DEFAULT_LIMITS = _h.DEFAULT_LIMITS
+cdef frozenset CONN_KNOWN = frozenset((b"close", b"keep-alive", b"upgrade"))
+
+cdef unsigned char REGNAME[256]
+cdef unsigned char IP6[256]
+
+
+cdef void _init2() noexcept:
+    cdef int c
+    for c in range(256):
+        REGNAME[c] = 0
+        IP6[c] = 0
+    for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~!$&'()*+,;=%-":
+        REGNAME[c] = 1
+    for c in b"0123456789abcdefABCDEF:.":
+        IP6[c] = 1
+
+_init2()
+
+
+cdef inline bint _vchar(unsigned char c) noexcept:
+    return (0x21 <= c <= 0x7e) or c >= 0x80
+
+
+cdef object _content_length(bytes v):
+    """int of 1..18 ASCII digits, else None."""
+    cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(v)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(v), i
+    cdef long long x = 0
+    if n < 1 or n > 18:
+        return None
+    for i in range(n):
+        if not (48 <= p[i] <= 57):
+            return None
+        x = x * 10 + (p[i] - 48)
+    return x
+
+
+cdef object _host_name(bytes host):
+    """The lower-cased host of a Host value (port dropped), or None when malformed."""
+    cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(host)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(host), i = 0, hend
+    cdef bint upper = False
+    if n > 0 and p[0] == 91:            # '[' IPv6 ']'
+        i = 1
+        while i < n and IP6[p[i]]:
+            i += 1
+        if i == 1 or i >= n or p[i] != 93:
+            return None
+        i += 1
+    else:
+        while i < n and REGNAME[p[i]]:
+            if 65 <= p[i] <= 90:
+                upper = True
+            i += 1
+    hend = i
+    if i < n:
+        if p[i] != 58:
+            return None
+        i += 1
+        while i < n:
+            if not (48 <= p[i] <= 57):
+                return None
+            i += 1
+    name = host[:hend]
+    return name.lower() if (upper or p[0] == 91) else name
+
+
+def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
+    cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
+    cdef Py_ssize_t eol = head.find(b"\r\n")
+    cdef Py_ssize_t i = 0, ms, me, ts, te_
+    cdef int minor
+    err = ClientProtocolError
+    if eol > limits.request_line:
+        raise err("request line too long", 414)
+    if n > limits.header_bytes:
+        raise err("header block too large", 431)
+    # request-line = method SP request-target SP HTTP-version
+    while i < eol and TCHAR[p[i]]:
+        i += 1
+    if i == 0 or i >= eol or p[i] != 32:
+        raise err("malformed request line")
+    me = i
+    i += 1
+    ts = i
+    while i < eol and _vchar(p[i]):
+        i += 1
+    if i == ts or i >= eol or p[i] != 32:
+        raise err("malformed request line")
+    te_ = i
+    i += 1
+    if (eol - i != 8 or p[i] != 72 or p[i + 1] != 84 or p[i + 2] != 84 or p[i + 3] != 80 or p[i + 4] != 47
+            or not (48 <= p[i + 5] <= 57) or p[i + 6] != 46 or not (48 <= p[i + 7] <= 57)):
+        raise err("malformed request line")
+    if p[i + 5] != 49:
+        raise err("HTTP version not supported", 505)
+    minor = p[i + 7] - 48
+    method = PyBytes_FromStringAndSize(<const char *> p, me)
+    target = PyBytes_FromStringAndSize(<const char *> p + ts, te_ - ts)
+    r = Request()
+    r.head_size = n
+    r.method = method
+    r.minor = minor
+    try:
+        fields, specials = scan_fields(head, eol + 2, REQ_SPECIAL)
+    except ValueError as e:
+        raise err(str(e)) from None
+    if len(fields) + len(specials) > limits.header_count:
+        raise err("too many header fields", 431)
+    host = None
+    cl = None
+    te = None
+    conn = None
+    xff = None
+    for ln, value in specials:
+        if ln == b"x-request-id":
+            if r.request_id is None:
+                r.request_id = value
+            fields.append((b"X-Request-ID", value))
+        elif ln == b"x-forwarded-for":
+            xff = value if xff is None else xff + b", " + value
+        elif ln == b"x-forwarded-proto" or ln == b"x-forwarded-host":
+            pass
+        elif ln == b"host":
+            if host is not None:
+                raise err("duplicate Host")
+            host = value
+        elif ln == b"content-length":
+            if cl is not None:
+                raise err("duplicate Content-Length")
+            cl = _content_length(value)
+            if cl is None:
+                raise err("malformed Content-Length")
+        elif ln == b"transfer-encoding":
+            te = value if te is None else te + b"," + value
+        elif ln == b"connection":
+            conn = value.lower() if conn is None else conn + b"," + value.lower()
+        elif ln == b"upgrade":
+            r.upgrade = value
+        elif ln == b"te":
+            if b"trailers" in value.lower():
+                r.te_trailers = True
+        elif ln == b"expect":
+            if value.lower() == b"100-continue":
+                r.expect_continue = True
+            else:
+                raise err("unsupported Expect", 417)
+    r.fields = fields
+    r.xff = xff
+    if conn is not None:
+        if conn == b"keep-alive" or conn == b"close":
+            opts = {conn}
+        else:
+            opts = {o.strip() for o in conn.split(b",")}
+            opts.discard(b"")
+            extra = opts - CONN_KNOWN
+            if extra:
+                r.fields = [f for f in fields if f[0].lower() not in extra]
+        keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
+        if b"upgrade" not in opts:
+            r.upgrade = None
+    else:
+        keep = minor == 1
+        r.upgrade = None
+    r.keep_alive = keep
+    if te is not None:
+        if minor == 0:
+            raise err("Transfer-Encoding in HTTP/1.0")
+        if cl is not None:
+            raise err("both Content-Length and Transfer-Encoding")
+        names = []
+        for c in te.split(b","):
+            cm = TE_CODING.fullmatch(c)
+            if cm is None:
+                raise err("malformed Transfer-Encoding")
+            names.append(cm.group(1).lower())
+        if names[len(names) - 1] != b"chunked" or names.count(b"chunked") != 1:
+            raise err("Transfer-Encoding must end in exactly one chunked")
+        r.chunked = True
+        r.content_length = None
+    else:
+        r.chunked = False
+        r.content_length = cl
+    body = limits.body
+    if body is not None and cl is not None and cl > body:
+        raise err("body too large", 413)
+    if p[ts] == 47:                       # origin-form
+        pass
+    elif target == b"*":
+        if method != b"OPTIONS":
+            raise err("asterisk-form only with OPTIONS")
+    elif method == b"CONNECT":
+        raise err("CONNECT is not served", 405)
+    else:
+        am = ABSOLUTE.fullmatch(target)
+        if am is None:
+            raise err("malformed request target")
+        scheme, authority, rest = am.groups()
+        if scheme.lower() not in (b"http", b"https") or b"@" in authority or not authority:
+            raise err("malformed absolute-form target")
+        if host is None and minor == 1:
+            raise err("missing Host")
+        host = authority
+        target = rest or b"/"
+        if target[:1] != b"/":
+            target = b"/" + target
+        r.absolute = True
+    if host is None:
+        if minor == 1:
+            raise err("missing Host")
+        host = b""
+    hn = _host_name(host) if host else b""
+    if hn is None:
+        raise err("malformed Host")
+    r.authority = host
+    r.host = hn
+    r.target = target
+    q = target.find(b"?")
+    if q < 0:
+        r.path = target
+        r.query = None
+    else:
+        r.path = target[:q]
+        r.query = target[q + 1:]
+    return r
+
+
+def parse_response_head(bytes head, bytes method, limits=DEFAULT_LIMITS):
+    cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
+    cdef Py_ssize_t eol = head.find(b"\r\n")
+    cdef Py_ssize_t i
+    cdef int status, minor
+    err = BackendProtocolError
+    if n > limits.header_bytes:
+        raise err("response head too large")
+    # status-line = HTTP-version SP 3DIGIT SP reason-phrase
+    if (eol < 13 or p[0] != 72 or p[1] != 84 or p[2] != 84 or p[3] != 80 or p[4] != 47
+            or not (48 <= p[5] <= 57) or p[6] != 46 or not (48 <= p[7] <= 57) or p[8] != 32
+            or not (48 <= p[9] <= 57) or not (48 <= p[10] <= 57) or not (48 <= p[11] <= 57) or p[12] != 32):
+        raise err("malformed status line")
+    for i in range(13, eol):
+        if not (p[i] == 9 or p[i] == 32 or _vchar(p[i])):
+            raise err("malformed status line")
+    if p[5] != 49:
+        raise err("unsupported HTTP version")
+    status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
+    if status < 100:
+        raise err("malformed status code")
+    minor = p[7] - 48
+    r = Response()
+    r.status = status
+    r.reason = PyBytes_FromStringAndSize(<const char *> p + 13, eol - 13)
+    r.minor = minor
+    try:
+        fields, specials = scan_fields(head, eol + 2, HOP)
+    except ValueError as e:
+        raise err(str(e)) from None
+    cl = None
+    te = None
+    conn = None
+    r.upgrade = None
+    for ln, value in specials:
+        if ln == b"content-length":
+            if cl is not None:
+                raise err("duplicate Content-Length")
+            cl = _content_length(value)
+            if cl is None:
+                raise err("malformed Content-Length")
+        elif ln == b"transfer-encoding":
+            te = value if te is None else te + b"," + value
+        elif ln == b"connection":
+            conn = value.lower() if conn is None else conn + b"," + value.lower()
+        elif ln == b"upgrade":
+            r.upgrade = value
+    if conn is not None:
+        if conn == b"keep-alive" or conn == b"close":
+            opts = {conn}
+        else:
+            opts = {o.strip() for o in conn.split(b",")}
+            opts.discard(b"")
+            extra = opts - CONN_KNOWN
+            if extra:
+                fields = [f for f in fields if f[0].lower() not in extra]
+        keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
+    else:
+        keep = minor == 1
+    r.fields = fields
+    r.chunked = False
+    r.content_length = None
+    r.until_close = False
+    if status < 200 or status == 204 or status == 304 or method == b"HEAD":
+        r.no_body = True
+        if method == b"HEAD" and cl is not None and status >= 200:
+            r.content_length = cl
+    else:
+        r.no_body = False
+        if te is not None:
+            if cl is not None:
+                raise err("both Content-Length and Transfer-Encoding")
+            names = []
+            for c in te.split(b","):
+                cm = TE_CODING.fullmatch(c)
+                if cm is None:
+                    raise err("malformed Transfer-Encoding")
+                names.append(cm.group(1).lower())
+            if names[len(names) - 1] == b"chunked" and names.count(b"chunked") == 1:
+                r.chunked = True
+            elif b"chunked" in names:
+                raise err("chunked is not the last coding")
+            else:
+                r.until_close = True
+                keep = False
+        elif cl is not None:
+            r.content_length = cl
+        else:
+            r.until_close = True
+            keep = False
+    r.keep_alive = keep
+    return r
