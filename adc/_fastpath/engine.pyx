@@ -139,9 +139,9 @@ cdef class Engine:
     cdef int *pipes
     cdef int32_t npipes, pipecap
     cdef uint32_t pipe_bytes
-    cdef uint64_t *cbase
-    cdef Py_ssize_t cslots
-    cdef object counters
+    cdef CounterRegion counters   # kept alive for the two pointers below
+    cdef uint64_t **cbase         # &counters.base: read at each add, so a closed region (NULL) costs nothing
+    cdef Py_ssize_t *cslots       # &counters.nslots
     cdef epoll_event evs[NEV]
     cdef int32_t *buckets
     cdef uint32_t bmask
@@ -190,8 +190,8 @@ cdef class Engine:
         self._pipe_size_req = pipe_size
         self.counters = counters
         if counters is not None:
-            self.cbase = counters.base
-            self.cslots = counters.nslots
+            self.cbase = &counters.base
+            self.cslots = &counters.nslots
         self.now = mono_ms()
         self.tick = self.now // tick_ms
         self.ep = epoll_create1(EPOLL_CLOEXEC)
@@ -222,13 +222,13 @@ cdef class Engine:
     # ---- counters ------------------------------------------------------------------------
 
     cdef inline void cadd(self, int32_t slot, int field, uint64_t n) noexcept nogil:
-        if self.cbase != NULL and 0 <= slot < self.cslots:
-            self.cbase[slot * NFIELDS + field] += n
+        if self.cbase != NULL and self.cbase[0] != NULL and 0 <= slot < self.cslots[0]:
+            self.cbase[0][slot * NFIELDS + field] += n
 
     cdef inline void csub(self, int32_t slot, int field, uint64_t n) noexcept nogil:
         cdef uint64_t *p
-        if self.cbase != NULL and 0 <= slot < self.cslots:
-            p = &self.cbase[slot * NFIELDS + field]
+        if self.cbase != NULL and self.cbase[0] != NULL and 0 <= slot < self.cslots[0]:
+            p = &self.cbase[0][slot * NFIELDS + field]
             p[0] = p[0] - n if p[0] >= n else 0
 
     # ---- conn table, timer wheel, pipes ------------------------------------------------------
