@@ -106,3 +106,32 @@ def test_the_flow_table_bound_is_respected_and_counted(procs):
     assert answered == 3
     assert len(proxy.conns()) == 3
     assert proxy.cmd(cmd="counters", slot=VIP_SLOT)[REFUSED] == 2
+
+
+def test_ipv6_flows_are_echoed_to_the_right_client(procs):
+    echo = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        echo.bind(("::1", 0))
+    except OSError:
+        import pytest
+        pytest.skip("no IPv6 loopback")
+    port = echo.getsockname()[1]
+    proxy = Proxy(pools=[dict(name="dns", members=[dict(key=f"[::1]:{port}", address="::1", port=port)])],
+                  vips=[dict(name="u", protocol="udp", default_pool="dns", slot=VIP_SLOT)], address="::1")
+    procs.append(proxy)
+    clients = []
+    for i in range(3):
+        c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        c.bind(("::1", 0))
+        c.settimeout(5)
+        c.sendto(b"six %d" % i, proxy.addr("u"))
+        clients.append(c)
+    echo.settimeout(5)
+    for _ in range(3):
+        data, addr = echo.recvfrom(100)
+        echo.sendto(data, addr)
+    for i, c in enumerate(clients):
+        data, src = c.recvfrom(100)
+        assert data == b"six %d" % i and src[:2] == ("::1", proxy.ports["u"])
+    assert len(proxy.conns()) == 3
+    assert proxy.cmd(cmd="engine")["violations"] == []
