@@ -25,7 +25,7 @@ async def listener():
     return srv, srv.sockets[0].getsockname()[1]
 
 
-async def until(pred, limit: float = 3.0):
+async def until(pred, limit: float = 10.0):
     for _ in range(int(limit / 0.02)):
         if pred():
             return
