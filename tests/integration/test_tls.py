@@ -96,6 +96,7 @@ def test_tls10_and_tls11_are_refused(tls_site, flag):
     assert "BEGIN CERTIFICATE" in ok.stdout and "Protocol  : TLSv1.2" in ok.stdout, ok.stdout
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_tls10_refused_with_python_ssl(tls_site):
     ip, *_ = tls_site
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -178,3 +179,30 @@ def test_same_file_renewed_in_place_is_served_after_apply(tls_site):
     new = peer_cert(ip, "a.example.org")
     assert fingerprint(new) != old_fp
     assert "renewed.example.org" in dns_names(new)
+
+
+@pytest.mark.skipif(not OPENSSL, reason="openssl not installed")
+def test_rsa_and_ecdsa_certificates_side_by_side(tmp_path):
+    """tls.yaml with an RSA certificate of the same names added: each client gets the kind it asks for."""
+    ip = fresh_ip()
+    ca = LabCA(key="rsa")
+    ca.issue(str(tmp_path), "site-a", dns=["a.example.org"], key="ec")
+    ca.issue(str(tmp_path), "site-a-rsa", dns=["a.example.org"], key="rsa")
+    ca.issue(str(tmp_path), "wildcard", dns=["*.example.org"])
+    text = example("tls.yaml", ip).replace(
+        "  - name: wildcard\n", "  - name: site-a-rsa\n    cert: site-a-rsa.pem\n    key: site-a-rsa.key\n"
+                               "  - name: wildcard\n").replace(
+        "certificates: [site-a, wildcard]", "certificates: [site-a, site-a-rsa, wildcard]")
+    be = Backends(tmp_path, ip, http={9001: "backend-1", 9002: "backend-2"})
+    d = start_adcd(tmp_path, text)
+    try:
+        for sigalgs, want in (("ECDSA+SHA256", "id-ecPublicKey"), ("RSA-PSS+SHA256:RSA+SHA256", "rsaEncryption")):
+            for sni in ("a.example.org", None):
+                args = ["-sigalgs", sigalgs] + (["-servername", sni] if sni else ["-noservername"])
+                r = s_client(ip, *args)
+                leaf = subprocess.run([OPENSSL, "x509", "-noout", "-text"], input=r.stdout, capture_output=True,
+                                      text=True).stdout
+                assert f"Public Key Algorithm: {want}" in leaf, (sigalgs, sni, r.stdout[-1500:])
+    finally:
+        d.stop()
+        be.stop()
