@@ -119,8 +119,9 @@ def import_(name: str, cert_file: str, key_file: str, chain_file: Optional[str],
 @click.argument("name", metavar="NAME")
 @click.option("--dns", multiple=True, metavar="NAME", help="A DNS name (repeat for more; *.example.org works).")
 @click.option("--ip", multiple=True, metavar="ADDR", help="An IP address SAN (repeat for more).")
-@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Validity.")
-@click.option("--key", "key_type", type=click.Choice(["ec", "rsa"]), default="ec", show_default=True,
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, metavar="N",
+              help="Validity in days.")
+@click.option("--key", "key_type", type=click.Choice(["ec", "rsa"]), default="ec", show_default=True, metavar="ec|rsa",
               help="ECDSA P-256 or RSA 2048.")
 @click.option("--out", "out_dir", metavar="DIR", help="Write DIR/NAME.pem and DIR/NAME.key instead of importing.")
 @output_option
