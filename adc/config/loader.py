@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.scalarstring import SingleQuotedScalarString
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from adc.config import semantic
 from adc.config.errors import ConfigError, ConfigInvalid, sort_errors
@@ -65,7 +65,7 @@ def load_file(path: Union[str, os.PathLike], *, check_files: bool = True) -> Con
 def load_text(text: str, path: str, *, check_files: bool = True) -> Config:
     """Validate `text` (the content of file `path`); raise ConfigInvalid with every error.
 
-    Relative file paths (certificates, TLS ca, http error_pages) are resolved
+    Relative file paths (certificates, TLS ca, http error_pages, pool tls) are resolved
     against the directory of `path`. check_files=False skips opening those
     files (to check a config meant for another host); everything else is
     checked.
@@ -121,8 +121,8 @@ def _derived(loc: tuple) -> bool:
 
 
 def resolve_paths(cfg: Config, base: str) -> Config:
-    """File paths made absolute, relative to directory `base`: certificate cert/key/chain, TLS ca,
-    http error_pages."""
+    """File paths made absolute, relative to directory `base`: certificate cert/key/chain, vip
+    tls ca, http error_pages, pool tls ca/cert/key."""
     def ab(p: Optional[str]) -> Optional[str]:
         if p is None or p == "":
             return p
@@ -244,24 +244,30 @@ class _Lines:
         return line
 
 
-def _styled(data: Any, loc: tuple) -> Any:
+def _styled(data: Any, loc: tuple, flow: bool = False) -> Any:
     """Members and route matches one per line in flow style, like the shipped examples."""
     if isinstance(data, dict):
-        m = CommentedMap((k, _styled(v, loc + (k,))) for k, v in data.items())
-        if len(loc) >= 2 and loc[-2] == "members" or (loc and loc[-1] == "match") or loc[-1:] == ("access_log",):
+        flow = flow or (len(loc) >= 2 and loc[-2] == "members") or loc[-1:] in (("match",), ("access_log",))
+        m = CommentedMap((_styled(k, (), flow), _styled(v, loc + (k,), flow)) for k, v in data.items())
+        if flow:
             m.fa.set_flow_style()
         return m
     if isinstance(data, list):
-        s = CommentedSeq(_styled(v, loc + (i,)) for i, v in enumerate(data))
-        if all(not isinstance(v, (dict, list)) for v in data):
+        flow = flow or all(not isinstance(v, (dict, list)) for v in data)
+        s = CommentedSeq(_styled(v, loc + (i,), flow) for i, v in enumerate(data))
+        if flow:
             s.fa.set_flow_style()
         return s
-    if isinstance(data, str) and _YAML11_SCALAR.match(data):
-        # plain `yes` is a string in YAML 1.2 (adc) but a boolean to YAML 1.1 readers (PyYAML, Ansible)
+    if isinstance(data, str) and not data.isprintable():
+        return DoubleQuotedScalarString(data)  # escapes: control characters and line breaks survive
+    if isinstance(data, str) and (_YAML11_SCALAR.match(data) or (flow and not _FLOW_SAFE.match(data))):
+        # plain `yes` is a string in YAML 1.2 (adc) but a boolean to YAML 1.1 readers (PyYAML, Ansible);
+        # and ruamel does not always quote indicators (`?0`) inside flow collections
         return SingleQuotedScalarString(data)
     return data
 
 
+_FLOW_SAFE = re.compile(r"^[A-Za-z0-9_/@][A-Za-z0-9_./@-]*$")
 _YAML11_SCALAR = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
                             r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$")
 

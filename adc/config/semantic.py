@@ -178,6 +178,7 @@ def _pool(rep: _Report, i: int, p: Pool, names: dict[str, set[str]]) -> None:
 # ----------------------------------------------------------------------- vips
 def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
     listeners: dict[tuple[str, str, int], int] = {}
+    pools = {p.name: p for p in cfg.pools}
     for i, v in enumerate(cfg.vips):
         where = vip_label(v.name)
         transport = "udp" if v.protocol == "udp" else "tcp"
@@ -196,6 +197,10 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
         if v.default_pool is not None and v.default_pool not in names["pools"]:
             rep.error(("vips", i, "default_pool"), f"{where}: default_pool",
                       _unknown("pool", v.default_pool, names["pools"]))
+        elif v.protocol in ("tcp", "udp") and getattr(pools.get(v.default_pool), "tls", None) is not None:
+            rep.error(("vips", i, "default_pool"), f"{where}: default_pool",
+                      f"pool {v.default_pool!r} has tls (re-encryption to members), which only http and https "
+                      f"VIPs do; this vip is {v.protocol}")
 
         l7 = v.protocol in ("http", "https")
         if v.routes and not l7:
@@ -222,8 +227,9 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
         if l7 and v.default_pool is None and not v.routes and not redirect_all:
             rep.error(("vips", i), where,
                       f"an {v.protocol} VIP needs default_pool or routes: it has nowhere to send requests")
-        if not l7 and v.default_pool is None:
-            rep.error(("vips", i), where, f"a {v.protocol} VIP needs default_pool: it has nowhere to send connections")
+        if not l7 and v.default_pool is None and not sni:
+            rep.error(("vips", i), where, f"a {v.protocol} VIP needs default_pool"
+                      f"{' or sni_routes' if v.protocol == 'tcp' else ''}: it has nowhere to send connections")
 
         if v.tls is not None and v.protocol != "https":
             rep.error(("vips", i, "tls"), f"{where}: tls",
@@ -406,6 +412,24 @@ def _certificate_files(rep: _Report, cfg: Config) -> None:
                 rep.error(("certificates", i, "cert"), where,
                           f"certificate and key do not load together ({_ssl_reason(e)}); they must be PEM, "
                           f"the key unencrypted and matching the certificate")
+    for i, p in enumerate(cfg.pools):
+        t = getattr(p, "tls", None)
+        if t is None:
+            continue
+        where = f"pool {p.name!r}: tls"
+        ok_cert = t.cert is not None and _readable(rep, ("pools", i, "tls", "cert"), f"{where}.cert", t.cert)
+        ok_key = t.key is not None and _readable(rep, ("pools", i, "tls", "key"), f"{where}.key", t.key)
+        if ok_cert and ok_key:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(t.cert, t.key, password=lambda: b"")
+            except (ssl.SSLError, OSError, ValueError) as e:
+                rep.error(("pools", i, "tls", "cert"), f"{where}.cert",
+                          f"client certificate and key do not load together ({_ssl_reason(e)})")
+        if t.ca and _readable(rep, ("pools", i, "tls", "ca"), f"{where}.ca", t.ca):
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=t.ca)
+            except (ssl.SSLError, OSError, ValueError) as e:
+                rep.error(("pools", i, "tls", "ca"), f"{where}.ca", f"not a PEM CA bundle ({_ssl_reason(e)})")
     for i, v in enumerate(cfg.vips):
         for status, page in (v.http.error_pages.items() if v.http is not None else ()):
             _readable(rep, ("vips", i, "http", "error_pages", status), f"vip {v.name!r}: http.error_pages.{status}",
@@ -427,6 +451,7 @@ def _unused(rep: _Report, cfg: Config, known: dict[str, set[str]]) -> None:
     for v in cfg.vips:
         used_pools.update(x for x in [v.default_pool] + [r.pool for r in v.routes] if x)
         used_pools.update(sp.pool for r in v.routes for sp in (r.split or []))
+        used_pools.update(sr.pool for sr in getattr(v, "sni_routes", None) or [])
         if v.tls:
             used_certs.update(v.tls.certificates)
     for p in cfg.pools:

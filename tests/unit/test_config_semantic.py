@@ -106,7 +106,22 @@ CASES = [
          ["f.yaml:7: vip 'v': an http VIP needs default_pool or routes: it has nowhere to send requests"]),
     Case("http vip with routes only", POOLS + "vips:\n" + vip(extra="    routes:\n      - {pool: web}\n")),
     Case("tcp vip without default_pool", POOLS + "vips:\n" + vip("tcp", extra=""),
-         ["f.yaml:7: vip 't': a tcp VIP needs default_pool: it has nowhere to send connections".replace("'t'", "'v'")]),
+         ["f.yaml:7: vip 'v': a tcp VIP needs default_pool or sni_routes: it has nowhere to send connections"]),
+    Case("tcp vip with sni_routes only", POOLS + "vips:\n" + vip("tcp", extra=(
+        "    sni_routes:\n      - {names: [a.example.org], pool: web}\n"))),
+    Case("sni_routes to a pool that does not exist", POOLS + "vips:\n" + vip("tcp", extra=(
+        "    sni_routes:\n      - {names: [a.example.org], pool: wbe}\n")),
+         ["f.yaml:12: vip 'v': sni_routes: no pool named 'wbe' (did you mean 'web'?)"]),
+    Case("sni_routes on an http vip", POOLS + "vips:\n" + vip("http", extra=(
+        "    default_pool: web\n    sni_routes:\n      - {names: [a.example.org], pool: web}\n")),
+         ["f.yaml:12: vip 'v': sni_routes: SNI passthrough routes TLS connections without terminating them, on a "
+          "tcp VIP (this one is http); use routes with match.host on an https VIP instead"]),
+    Case("pool monitors and monitors_required",
+         "monitors:\n  - {name: a, type: tcp}\n  - {name: b, type: tcp}\n"
+         "pools:\n  - name: p\n    monitor: a\n    monitors: [b, c]\n    monitors_required: 4\n"
+         "    members: [{address: 10.0.0.1, port: 80}]\nvips:\n" + vip(extra="    default_pool: p\n"),
+         ["f.yaml:7: pool 'p': monitors: no monitor named 'c' (defined: a, b)",
+          "f.yaml:8: pool 'p': monitors_required: 4 monitors required but the pool has 3"]),
     Case("client_auth required without a ca",
          "certificates:\n  - {name: a, cert: /x.pem, key: /x.key}\n" + POOLS + "vips:\n"
          + vip("https", "    default_pool: web\n    tls: {certificates: [a], client_auth: required}\n"),

@@ -147,3 +147,37 @@ def test_certificate_listed_twice_on_a_vip(tls_dir):
     res = check_text(text, str(tls_dir / "tls.yaml"))
     assert [str(e) for e in res.errors] == [
         f"{tls_dir}/tls.yaml:26: vip 'web-tls': tls.certificates: certificate 'site-a' is listed twice; remove one"]
+
+
+POOL_TLS = """\
+pools:
+  - name: secure
+    tls: {ca: ca/members.pem, cert: client.pem, key: client.key}
+    members: [{address: 10.0.0.1, port: 443}]
+vips:
+  - {name: v, address: 127.0.0.1, port: 80, protocol: http, default_pool: secure}
+"""
+
+
+def test_pool_tls_files_resolve_and_are_checked(tmp_path):
+    res = check_text(POOL_TLS, str(tmp_path / "adc.yaml"))
+    assert [str(e).replace(str(tmp_path), "DIR") for e in res.errors] == [
+        "DIR/adc.yaml:3: pool 'secure': tls.cert: file not found: DIR/client.pem",
+        "DIR/adc.yaml:3: pool 'secure': tls.key: file not found: DIR/client.key",
+        "DIR/adc.yaml:3: pool 'secure': tls.ca: file not found: DIR/ca/members.pem",
+    ]
+    make_cert(tmp_path, "client", "adc.example.org")
+    (tmp_path / "ca").mkdir()
+    shutil.copy(tmp_path / "client.pem", tmp_path / "ca" / "members.pem")
+    cfg = load_text(POOL_TLS, str(tmp_path / "adc.yaml"))
+    t = cfg.pools[0].tls
+    assert (t.ca, t.cert, t.key) == (str(tmp_path / "ca" / "members.pem"), str(tmp_path / "client.pem"),
+                                     str(tmp_path / "client.key"))
+
+
+def test_pool_with_tls_behind_a_tcp_vip(tmp_path):
+    text = POOL_TLS.replace("protocol: http", "protocol: tcp")
+    res = check_text(text, str(tmp_path / "adc.yaml"), check_files=False)
+    assert [str(e) for e in res.errors] == [
+        f"{tmp_path}/adc.yaml:6: vip 'v': default_pool: pool 'secure' has tls (re-encryption to members), which only "
+        f"http and https VIPs do; this vip is tcp"]
