@@ -13,7 +13,6 @@ and pool slot: conn_total/requests are requests sent, conn_active requests in
 flight, bytes_in request bytes sent to the member, bytes_out response bytes
 received from it, errors, timeouts.
 """
-from __future__ import annotations
 
 import asyncio
 import itertools
