@@ -65,14 +65,14 @@ class _Certs:
         self.tls = tls
         self.files: list[tuple[str, str, str, Optional[str]]] = list(tls.certificates)
         entries = []
-        self.pems: list[tuple[bytes, bytes]] = []
+        self.pems: list[tuple[bytes, str]] = []      # (certificate + chain PEM, key file)
         for name, cert, key, chain in self.files:
             cert_pem = _read(cert)
             if chain:
                 cert_pem = cert_pem.rstrip(b"\n") + b"\n" + _read(chain)
             leaf = load_certs(cert_pem, f"certificate {name!r}")[0]
             entries.append(CertEntry(name, frozenset(dns_names(leaf)), key_type(leaf.public_key())))
-            self.pems.append((cert_pem, _read(key)))
+            self.pems.append((cert_pem, key))
         self.index = SniIndex(entries)
         self.contexts: dict[tuple[int, ...], ssl.SSLContext] = {}
         # every set a lookup can return, built now: a bad file fails the apply, not a handshake
@@ -98,16 +98,21 @@ class _Certs:
         return self.context(self.index.lookup(server_name))
 
 
-def _load_pair(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
-    """load_cert_chain reads files only: hand it private temporary ones, removed at once."""
+def _load_pair(ctx: ssl.SSLContext, cert_pem: bytes, key_file: str) -> None:
+    """load_cert_chain reads files only: the certificate and chain (public) go through a temporary
+    file, removed at once; the key is read from its own file, never copied."""
     fd, path = tempfile.mkstemp(prefix="adc-tls-", suffix=".pem")
     try:
-        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(cert_pem.rstrip(b"\n") + b"\n" + key_pem)
-        ctx.load_cert_chain(path)
+            f.write(cert_pem)
+        ctx.load_cert_chain(path, key_file, password=_no_password)
     finally:
         os.unlink(path)
+
+
+def _no_password():
+    # an encrypted key fails the load instead of prompting on a terminal
+    raise ValueError("the key is encrypted; adc needs an unencrypted PEM key")
 
 
 def _ticket_keys(secret: bytes, vip: str, epoch: int) -> bytes:
