@@ -33,19 +33,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def check(path: str) -> int:
-    from adc.config.errors import ConfigInvalid
-    from adc.config.loader import load_file
+    from adc.config.loader import check_text
     try:
-        load_file(path)
-    except ConfigInvalid as e:
-        for err in e.errors:
-            print(err, file=sys.stderr)
-        print(f"{path}: invalid, {len(e.errors)} error(s)", file=sys.stderr)
-        return 1
+        with open(path) as f:
+            text = f.read()
     except OSError as e:
         print(f"{path}: cannot read: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(f"{path}: valid")
+    res = check_text(text, path)
+    for w in res.warnings:
+        print(f"{w} (warning)", file=sys.stderr)
+    for err in res.errors:
+        print(err, file=sys.stderr)
+    if res.errors:
+        print(f"{path}: invalid, {len(res.errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: valid" + (f", {len(res.warnings)} warning(s)" if res.warnings else ""))
     return 0
 
 

@@ -291,7 +291,10 @@ class Supervisor:
             raise
         removed = set(self.listeners.by_key) - wanted
         self.listeners.close(removed)
-        self.slots.retain(cfgcompile.slot_keys(cfg))
+        # a freed slot may be handed to a new object later: it must start from zero
+        for freed in self.slots.retain(cfgcompile.slot_keys(cfg)):
+            for w in self.workers:
+                w.region.reset_slot(freed)
         if same:
             got = revision     # a restart on the same file is not a new revision
         else:
