@@ -31,7 +31,8 @@ RETURN_BOUND = RISE * INTERVAL + 1.0
 
 # ------------------------------------------------------------------ members
 class HttpMember:
-    """An HTTP member whose behaviour the test switches: ok, status 500, slow, or port closed."""
+    """An HTTP member whose behaviour the test switches: ok, status 500, slow, port closed,
+    or sick (500 on /healthz only, still serving the rest)."""
 
     def __init__(self, ip: str, port: int, name: str):
         self.ip, self.port, self.name = ip, port, name
@@ -52,7 +53,8 @@ class HttpMember:
                     return
                 if member.mode == "slow":
                     time.sleep(2.0)
-                status = "500 Internal Server Error" if member.mode == "500" else "200 OK"
+                sick = member.mode == "500" or (member.mode == "sick" and b"/healthz" in line)
+                status = "500 Internal Server Error" if sick else "200 OK"
                 body = f"{member.name} {line.decode(errors='replace').split(' ')[1:2]}\n".encode()
                 try:
                     self.wfile.write(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n"
@@ -379,3 +381,78 @@ def test_dnsmasq_member_that_stops_is_marked_down_and_back_up(tmp_path):
     finally:
         d.stop()
         dm.stop()
+
+
+def test_fail_open_pool_serves_from_every_member_when_all_fail_their_checks(tmp_path):
+    ip = fresh_ip()
+    a, b = HttpMember(ip, 9001, "alpha"), HttpMember(ip, 9002, "beta")
+    text = config(ip, {"type": "http", "path": "/healthz", "timeout": "300ms"}, "http", [9001, 9002], 8080)
+    text = text.replace("    monitor: probe\n", "    monitor: probe\n    fail_open: true\n")
+    d = Adcd(tmp_path, text)
+    try:
+        wait_checked(d, "app", f"{ip}:9001")
+        a.mode = b.mode = "sick"
+        deadline = time.monotonic() + LEAVE_BOUND + 2
+        while "fail-open sends traffic to all 2 members" not in d.log():
+            assert time.monotonic() < deadline, d.log()[-3000:]
+            time.sleep(0.05)
+        log = d.log()
+        assert f"member app/{ip}:9001 DOWN after {FALL} failed checks: HTTP 500" in log
+        assert {who_http(ip, 8080) for _ in range(6)} == {"alpha", "beta"}, "traffic goes to all members"
+        info = d.api("GET", f"/pools/app/members/{ip}:9001")
+        assert info["monitor"]["fail_open"] is True and info["monitor"]["health"] == "down"
+        b.mode = "ok"
+        deadline = time.monotonic() + RETURN_BOUND + 2
+        while "pool app: a member is up again; fail-open ends" not in d.log():
+            assert time.monotonic() < deadline, d.log()[-3000:]
+            time.sleep(0.05)
+        wait_health(d, "app", f"{ip}:9001", "down", 2)
+        assert {who_http(ip, 8080) for _ in range(6)} == {"beta"}
+    finally:
+        d.stop()
+        a.close()
+        b.close()
+
+
+def test_member_needs_any_of_two_monitors(tmp_path):
+    ip = fresh_ip()
+    a, b = HttpMember(ip, 9001, "alpha"), HttpMember(ip, 9002, "beta")
+    text = f"""
+monitors:
+  - {{name: web, type: http, path: /healthz, interval: 500ms, timeout: 300ms}}
+  - {{name: port, type: tcp, interval: 500ms, timeout: 300ms}}
+pools:
+  - name: app
+    monitor: web
+    monitors: [port]
+    monitors_required: any
+    members:
+      - {{address: {ip}, port: 9001}}
+      - {{address: {ip}, port: 9002}}
+vips:
+  - {{name: app, address: {ip}, port: 8080, protocol: http, default_pool: app}}
+"""
+    d = Adcd(tmp_path, text)
+    try:
+        key = f"{ip}:9001"
+        deadline = time.monotonic() + 5
+        while {h["monitor"] for h in d.api("GET", f"/pools/app/members/{key}")["checks"]} != {"web", "port"}:
+            assert time.monotonic() < deadline, "both monitors checked the member"
+            time.sleep(0.05)
+        a.mode = "500"              # the http monitor fails, the tcp one still passes: any is enough
+        deadline = time.monotonic() + 6
+        while f"member app/{key} monitor web down after 2 failed checks: HTTP 500" not in d.log():
+            assert time.monotonic() < deadline, d.log()[-3000:]
+            time.sleep(0.05)
+        assert members(d, "app")[key]["health"] == "up"
+        assert "(1 of 2 up, 1 required: stays up)" in d.log()
+        a.close()                   # now both fail
+        wait_health(d, "app", key, "down", LEAVE_BOUND + 1)
+        assert (f"member app/{key} DOWN after 2 failed checks: connection refused (monitor port; 0 of 2 up, "
+                "1 required)") in d.log()
+        hist = d.api("GET", f"/pools/app/members/{key}")["checks"]
+        assert {h["monitor"] for h in hist} == {"web", "port"}
+    finally:
+        d.stop()
+        a.close()
+        b.close()
