@@ -233,3 +233,22 @@ vips:
         d.stop()
         keep.stop()
         victim.stop()
+
+
+def test_checks_keep_running_in_maint_so_enable_shows_current_health(tmp_path):
+    ip = fresh_ip()
+    a, b = NamedEcho(ip, 9101, "alpha"), NamedEcho(ip, 9102, "beta")
+    d = Adcd(tmp_path, l4_config(ip))
+    try:
+        key = f"{ip}:9101"
+        assert d.ctl("member", "maint", "echo", key).returncode == 0
+        a.close()                       # the member dies during maintenance
+        wait_for(lambda: members(d, "echo")[key]["health"] == "down", 4, "health followed while in maint")
+        m = members(d, "echo")[key]
+        assert (m["admin"], m["state"]) == ("maint", "maint")
+        assert d.ctl("member", "enable", "echo", key).returncode == 0
+        assert members(d, "echo")[key]["state"] == "down", "enable puts back the member's current health"
+        assert {connect(ip)[1] for _ in range(4)} == {"beta"}
+    finally:
+        d.stop()
+        b.close()
