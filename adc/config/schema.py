@@ -101,6 +101,22 @@ class Global(Strict):
 
 
 # ------------------------------------------------------------------- monitors
+def _status_spec(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599:
+        return v
+    if isinstance(v, str):
+        t = v.strip()
+        if t.isdigit() and 100 <= int(t) <= 599:
+            return int(t)
+        m = re.fullmatch(r"([1-5])xx|([1-5]\d\d)-([1-5]\d\d)", t)
+        if m and (m.group(1) or int(m.group(2)) <= int(m.group(3))):
+            return t
+    raise ValueError(f"expected a status 100..599, a class like 2xx, or a range like 200-399 (got {v!r})")
+
+
+StatusSpec = Annotated[Union[int, str], BeforeValidator(_status_spec)]
+
+
 class Monitor(Strict):
     name: Name
     type: Literal["tcp", "http", "https", "tls", "udp", "dns"]
@@ -115,7 +131,7 @@ class Monitor(Strict):
     path: str = "/"
     host: Optional[str] = None
     headers: dict[str, str] = {}
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = [200]
+    expect_status: list[StatusSpec] = [200]    # 200, a class "2xx", or a range "200-399"
     expect_body: Optional[str] = None
     sni: Optional[str] = None
     verify: bool = False
