@@ -29,6 +29,21 @@ def client_context(verify: bool) -> ssl.SSLContext:
 _CONTEXTS: dict[bool, ssl.SSLContext] = {}
 
 
+def expected_statuses(spec) -> frozenset:
+    """[200, "3xx", "400-404"] -> the set of statuses that pass."""
+    out = set()
+    for item in spec:
+        if isinstance(item, int):
+            out.add(item)
+        elif item.endswith("xx"):
+            base = int(item[0]) * 100
+            out.update(range(base, base + 100))
+        else:
+            lo, hi = (int(x) for x in item.split("-"))
+            out.update(range(lo, hi + 1))
+    return frozenset(out)
+
+
 def server_name(mon: Monitor) -> Optional[str]:
     """SNI: the monitor's sni, else its Host header; never an IP address (RFC 6066 forbids it)."""
     name = mon.sni or (mon.host.split(":")[0] if mon.host else None)
@@ -49,7 +64,7 @@ class HttpProbe:
         self.tls = mon.type == "https"
         self.ctx = client_context(mon.verify) if self.tls else None
         self.sni = server_name(mon) if self.tls else None
-        self.expect_status = frozenset(mon.expect_status)
+        self.expect_status = expected_statuses(mon.expect_status)
         self.body = re.compile(mon.expect_body.encode()) if mon.expect_body else None
         self._requests: dict[Target, bytes] = {}
 

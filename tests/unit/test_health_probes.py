@@ -296,3 +296,12 @@ def test_every_kind_names_a_refused_or_silent_member(kind):
         ok, detail = await check(mon, port)
         assert not ok and detail in ("connection refused", "port unreachable"), detail
     run(main())
+
+
+def test_http_expected_status_takes_classes_and_ranges():
+    async def main():
+        srv, port, _ = await http_server(302)
+        assert await check({"type": "http", "expect_status": ["2xx", "300-399"]}, port) == (True, "HTTP 302")
+        assert await check({"type": "http", "expect_status": ["2xx", 304]}, port) == (False, "HTTP 302")
+        srv.close()
+    run(main())
