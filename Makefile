@@ -13,9 +13,12 @@ $(VENV)/bin/python:
 	$(BIN)/pip install -q --upgrade pip setuptools wheel 'Cython>=3.0'
 
 deps: $(STAMP)
+# sslyze (tests/integration/test_tls_sslyze.py) pins an older cryptography: it gets its own venv
 $(STAMP): $(VENV)/bin/python pyproject.toml setup.py scripts/install-deps
 	scripts/install-deps
 	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
+	[ -x .venv-sslyze/bin/sslyze ] || { $(PY) -m venv .venv-sslyze && .venv-sslyze/bin/pip install -q sslyze; } \
+		|| echo "sslyze not installed: its test will be skipped"
 	touch $(STAMP)
 
 # the extensions are rebuilt in place whenever a .pyx/.pxd changed
