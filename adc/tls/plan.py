@@ -71,7 +71,7 @@ def https_options(v, plan: VipPlan) -> None:
 
 
 def files_changed(plan, cfg) -> bool:
-    """True when a certificate, key, chain or CA file of cfg's https VIPs differs from what plan serves.
+    """True when a certificate, key, chain or CA file of cfg's https VIPs or TLS pools differs from the plan's.
 
     The config text can stay the same while a file is renewed in place
     (certbot, `adcctl cert import`); an apply must then still reach the workers.
@@ -86,6 +86,11 @@ def files_changed(plan, cfg) -> bool:
         files = [(n, certs[n].cert, certs[n].key, certs[n].chain) for n in v.tls.certificates if n in certs]
         if files_version(files, v.tls.ca) != served[v.name]:
             return True
+    members = {p.name: p.tls.version for p in plan.pools if p.tls is not None}
+    for p in cfg.pools:
+        if getattr(p, "tls", None) is not None and p.name in members:
+            if upstream_tls_plan(p.tls).version != members[p.name]:
+                return True
     return False
 
 

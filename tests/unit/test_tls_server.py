@@ -207,3 +207,32 @@ def test_custom_profile_settings(certs):
                 assert s.cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
     finally:
         srv.close()
+
+
+def test_files_changed_sees_certificates_and_pool_cas_renewed_in_place(tmp_path):
+    from adc.config.compile import SlotAllocator, compile_plan
+    from adc.config.loader import load_text
+    from adc.tls.plan import files_changed
+    ca = LabCA()
+    ca.issue(str(tmp_path), "site", dns=["a.example.org"])
+    ca.write_ca(str(tmp_path / "members.pem"))
+    text = """
+certificates:
+  - {name: site, cert: site.pem, key: site.key}
+pools:
+  - name: web
+    tls: {ca: members.pem}
+    members: [{address: 127.0.0.1, port: 9001}]
+vips:
+  - {name: v, address: 127.0.0.1, port: 8443, protocol: https, tls: {certificates: [site]}, default_pool: web}
+"""
+    path = str(tmp_path / "adc.yaml")
+    cfg = load_text(text, path)
+    plan = compile_plan(cfg, 1, SlotAllocator())
+    assert not files_changed(plan, cfg)
+    LabCA().write_ca(str(tmp_path / "members.pem"))
+    assert files_changed(plan, cfg)
+    plan = compile_plan(cfg, 2, SlotAllocator())
+    assert not files_changed(plan, cfg)
+    ca.issue(str(tmp_path), "site", dns=["a.example.org"])
+    assert files_changed(plan, cfg)
