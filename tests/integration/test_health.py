@@ -456,3 +456,29 @@ vips:
         d.stop()
         a.close()
         b.close()
+
+
+def test_restart_keeps_a_dead_member_down_and_its_first_check_corrects_it(tmp_path):
+    ip = fresh_ip()
+    a, b = HttpMember(ip, 9001, "alpha"), HttpMember(ip, 9002, "beta")
+    text = config(ip, {"type": "http", "path": "/healthz", "timeout": "300ms"}, "http", [9001, 9002], 8080)
+    d = Adcd(tmp_path, text)
+    key = f"{ip}:9001"
+    try:
+        wait_checked(d, "app", key)
+        a.close()
+        wait_health(d, "app", key, "down", LEAVE_BOUND + 1)
+    finally:
+        d.stop()
+    d = Adcd(tmp_path, text)       # same state dir: the verdict survives the restart
+    try:
+        assert members(d, "app")[key]["health"] == "down", "no traffic to a member known dead"
+        assert {who_http(ip, 8080) for _ in range(4)} == {"beta"}
+        a.open()
+        took = wait_health(d, "app", key, "up", INTERVAL * 2 + 1)
+        assert took <= INTERVAL * 2 + 1
+        assert "alpha" in {who_http(ip, 8080) for _ in range(6)}
+    finally:
+        d.stop()
+        a.close()
+        b.close()
