@@ -65,5 +65,9 @@ def add_to_request(conn, req) -> None:
     """Replace any client-sent identity fields of req by the connection's verified ones (cached per connection)."""
     ids = getattr(conn, "tls_identity", None)
     if ids is None:
-        ids = conn.tls_identity = of_transport(conn.transport)
+        ids = of_transport(conn.transport)
+        try:
+            conn.tls_identity = ids
+        except AttributeError:      # a connection class with __slots__: parse again next request
+            pass
     req.fields = [f for f in req.fields if not spoofed(f[0])] + ids
