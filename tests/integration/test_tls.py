@@ -206,3 +206,28 @@ def test_rsa_and_ecdsa_certificates_side_by_side(tmp_path):
     finally:
         d.stop()
         be.stop()
+
+
+def test_a_certificate_that_does_not_load_is_refused_and_the_old_one_stays(tls_site):
+    ip, d, ca, ca_file, tmp = tls_site
+    before = fingerprint(peer_cert(ip, "a.example.org"))
+    (tmp / "broken.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    text = example("tls.yaml", ip).replace("cert: site-a.pem", "cert: broken.pem")
+    (tmp / "bad.yaml").write_text(text)
+    r = d.ctl("apply", "-f", str(tmp / "bad.yaml"))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "certificate 'site-a'" in r.stderr and "bad.yaml:" in r.stderr, r.stderr
+    assert fingerprint(peer_cert(ip, "a.example.org")) == before
+
+
+def test_profile_change_applies_to_new_handshakes(tls_site):
+    ip, d, ca, ca_file, tmp = tls_site
+    tls12 = dict(maximum_version=ssl.TLSVersion.TLSv1_2)
+    assert peer_cert(ip, "a.example.org", **tls12) is not None
+    (tmp / "tls.yaml").write_text(example("tls.yaml", ip).replace("profile: intermediate", "profile: modern"))
+    r = d.ctl("apply", "-f", str(tmp / "tls.yaml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    for _ in range(4):       # every worker
+        with pytest.raises(ssl.SSLError):
+            peer_cert(ip, "a.example.org", **tls12)
+    assert peer_cert(ip, "a.example.org") is not None     # TLS 1.3 still welcome
