@@ -236,3 +236,41 @@ vips:
     assert not files_changed(plan, cfg)
     ca.issue(str(tmp_path), "site", dns=["a.example.org"])
     assert files_changed(plan, cfg)
+
+
+def _session_client():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def _connect(port, ctx, session=None):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="a.example.org", session=session) as s:
+            s.recv(100)
+            return s.session, s.session_reused
+
+
+def test_ticket_keys_shared_by_secret_and_rotated_by_period(certs):
+    from adc.tls import _openssl
+    from adc.tls.server import _ticket_keys
+    _, _, files = certs
+    secret = b"s" * 32
+    one = ServerTls(plan(files, ["site-a"], ticket_secret=secret), "v")
+    two = ServerTls(plan(files, ["site-a"], ticket_secret=secret), "v")
+    other = ServerTls(plan(files, ["site-a"], ticket_secret=b"o" * 32), "v")
+    s1, s2, s3 = Server(one.context), Server(two.context), Server(other.context)
+    try:
+        cctx = _session_client()
+        session, reused = _connect(s1.port, cctx)
+        assert not reused and session.has_ticket
+        assert _connect(s2.port, cctx, session)[1], "another worker with the same secret resumes it"
+        assert not _connect(s3.port, cctx, session)[1], "another adcd (secret) does not"
+        # the next period's keys: the old ticket no longer opens
+        assert _openssl.set_ticket_keys(two.context, _ticket_keys(secret, "v", one._epoch + 1))
+        assert not _connect(s2.port, cctx, session)[1]
+    finally:
+        for s in (s1, s2, s3):
+            s.close()
