@@ -352,6 +352,8 @@ def render(jpath: str) -> int:
     with open(jpath) as f:
         results = json.load(f)
     report.add_ratios(results)
+    with open(jpath, "w") as f:  # ratios and targets as the current report computes them
+        json.dump(results, f, indent=1, sort_keys=False)
     print(report.table_text(results))
     in_results = os.path.abspath(os.path.dirname(jpath)) == os.path.join(HERE, "results")
     write_report(results, jpath, results_md=in_results)

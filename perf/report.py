@@ -113,7 +113,7 @@ def _tables(results: dict) -> list[str]:
     if checks:
         out.append("")
         out.append("Targets of the L4 (#4), L7 (#5) and TLS (#7) issues, from this run "
-                   "(measured: adc's CPU per unit relative to the other proxy, or adc's memory)")
+                   "(measured: adc relative to the other proxy in the target's own terms, or adc's memory)")
         out.append("")
         out.append("| issue | target | measured | met |")
         out.append("|---|---|---|---|")
@@ -145,16 +145,17 @@ def _tables(results: dict) -> list[str]:
 
 # The speed targets of the L4 (#4), L7 (#5) and TLS (#7) issues, as checks on one run's figures.
 # (issue, what it asks, scenario or memory test, figure, limit): the figure must be <= limit.
+# A "per-cpu-s:" figure is the inverse ratio (work per proxy CPU-second) and must be >= its limit.
 TARGETS = [
-    ("#4", "TCP bulk throughput per proxy CPU-second >= 0.9x HAProxy", "tcp-bulk", "cpu:haproxy", 1 / 0.9),
+    ("#4", "TCP bulk throughput per proxy CPU-second >= 0.9x HAProxy", "tcp-bulk", "per-cpu-s:haproxy", 0.9),
     ("#4", "proxy CPU per new TCP connection <= 1.2x HAProxy", "tcp-newconn", "cpu:haproxy", 1.2),
     ("#4", "proxy CPU per UDP datagram <= NGINX stream", "udp-rr", "cpu:nginx", 1.0),
     ("#4", "10,000 idle TCP connections add <= 20 MiB", "mem-l4", "mem_mib", 20.0),
     ("#5", "proxy CPU per keep-alive request <= 1.5x HAProxy", "http-keepalive", "cpu:haproxy", 1.5),
     ("#5", "proxy CPU per new-connection request <= 1.5x HAProxy", "http-newconn", "cpu:haproxy", 1.5),
     ("#5", "10,000 idle keep-alive connections <= 8 KiB each", "mem-l7", "mem_kib", 8.0),
-    ("#7", "keep-alive HTTPS requests per CPU-second >= 0.7x HAProxy", "tls-keepalive", "cpu:haproxy", 1 / 0.7),
-    ("#7", "ECDSA full handshakes per CPU-second >= 0.8x HAProxy", "tls-ecdsa", "cpu:haproxy", 1 / 0.8),
+    ("#7", "keep-alive HTTPS requests per CPU-second >= 0.7x HAProxy", "tls-keepalive", "per-cpu-s:haproxy", 0.7),
+    ("#7", "ECDSA full handshakes per CPU-second >= 0.8x HAProxy", "tls-ecdsa", "per-cpu-s:haproxy", 0.8),
 ]
 
 
@@ -162,20 +163,23 @@ def targets(results: dict) -> list[dict]:
     out = []
     for issue, what, test, figure, limit in TARGETS:
         value = None
-        if figure.startswith("cpu:"):
+        kind, _, other = figure.partition(":")
+        if kind in ("cpu", "per-cpu-s"):
             sc = results["scenarios"].get(test)
             if sc:
-                value = sc.get("ratios", {}).get(f"cpu_us_per_unit:adc/{figure[4:]}")
+                value = sc.get("ratios", {}).get(f"cpu_us_per_unit:adc/{other}")
+            if kind == "per-cpu-s" and value:
+                value = 1 / value
         else:
             e = results["memory"].get(test, {}).get("proxies", {}).get("adc", {})
             if e.get("status") == "ok":
                 value = e["delta_mib"] if figure == "mem_mib" else e["kib_per_conn"]
         if test not in results["scenarios"] and test not in results["memory"]:
             continue
-        shown = (f"{value:.2f}x" if figure.startswith("cpu:") else
+        shown = (f"{value:.2f}x" if kind in ("cpu", "per-cpu-s") else
                  f"{value:.1f} MiB" if figure == "mem_mib" else f"{value:.2f} KiB") if value is not None else "–"
-        out.append({"issue": issue, "target": what, "measured": shown,
-                    "met": None if value is None else value <= limit})
+        met = None if value is None else (value >= limit if kind == "per-cpu-s" else value <= limit)
+        out.append({"issue": issue, "target": what, "measured": shown, "met": met})
     return out
 
 
@@ -217,7 +221,7 @@ def markdown(results: dict, png: str | None, jname: str) -> str:
     lines += ["", "Reading the figures: the proxy's CPU time per unit is what compares proxies on a 2-core "
               "machine, where the load generator usually saturates its core first (`bound: load`). "
               "A ratio below 1.00x means adc spent less CPU than the other proxy for the same work. "
-              "`noisy` marks runs where other work shared the proxy's core.", ""]
+              "`noisy` marks runs where other work took more than 15% of either core.", ""]
     return "\n".join(lines)
 
 
