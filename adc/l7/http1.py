@@ -581,6 +581,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 
 
 def serialize_fields(fields) -> bytes:
+    """Field lines, each `name: value` CRLF (the C join_fields when built)."""
     return b"".join([b"%b: %b\r\n" % f for f in fields])
 
 
@@ -611,7 +612,9 @@ def error_body(status: int) -> bytes:
 # definitions stay as the reference that tests run against the same cases.
 parse_request_head_py = parse_request_head
 parse_response_head_py = parse_response_head
+serialize_fields_py = serialize_fields
 try:
+    from adc.l7._scan import join_fields as serialize_fields  # noqa: F811
     from adc.l7._scan import parse_request_head, parse_response_head, scan_fields  # noqa: F811
 except ImportError:  # not built: the reference does the same, slower
     pass

@@ -25,7 +25,7 @@ from adc._fastpath.counters import Field
 from adc.config.plan import HttpPlan, VipPlan
 from adc.l7 import http1
 from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ClientProtocolError, Limits,
-                          body_reader, parse_request_head, parse_response_head)
+                          body_reader, parse_request_head, parse_response_head, serialize_fields)
 from adc.l7.persist import Persistence
 from adc.l7.router import A_POOL, A_REDIRECT, A_RESPOND, HeaderOps, Router
 from adc.lb._common import flow_key
@@ -615,9 +615,8 @@ class ClientConn(asyncio.Protocol):
 
     def _upstream_head(self, req, fields, authority) -> bytes:
         vs = self.vs
-        parts = [b"%b %b HTTP/1.1\r\nhost: %b\r\n" % (req.method, req.target, authority)]
-        for f in fields:
-            parts.append(b"%b: %b\r\n" % f)
+        parts = [b"%b %b HTTP/1.1\r\nhost: %b\r\n" % (req.method, req.target, authority),
+                 serialize_fields(fields)]
         if vs.x_forwarded:
             xff = self.client_ip if req.xff is None else req.xff + b", " + self.client_ip
             parts.append(b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\nx-forwarded-host: %b\r\n"
@@ -894,8 +893,7 @@ class ClientConn(asyncio.Protocol):
                     fields = fields + [ps.set_cookie(ps.member_token(self.pool, self.member))]
             else:
                 fields, _ = ps.rewrite_set_cookies(fields, ps.member_token(self.pool, self.member))
-        for f in fields:
-            parts.append(b"%b: %b\r\n" % f)
+        parts.append(serialize_fields(fields))
         self.out_chunked = False
         if resp.no_body:
             if resp.content_length is not None:
