@@ -1,7 +1,10 @@
-from libc.stdint cimport uint8_t, int32_t, uint32_t, uint64_t, int64_t
-from adc._fastpath.includes.socket cimport sockaddr_storage, socklen_t
+# The engine's C types: the state of one worker's L4 data path, shared by
+# engine.pyx (loop, timers, Python API), conntrack.pyx (the connection and
+# flow tables), tcp.pyx and udp.pyx. Plain structs, so every function can take
+# a Core* and run without the GIL.
+from libc.stdint cimport uint8_t, int32_t, uint32_t, uint64_t
+from adc._fastpath.includes.socket cimport sockaddr_storage, socklen_t, mmsghdr, iovec
 from adc._fastpath.includes.epoll cimport epoll_event
-from adc._fastpath.includes.socket cimport mmsghdr, iovec
 from adc._fastpath.sched cimport Sched
 
 cdef enum:
@@ -12,6 +15,27 @@ cdef enum:
 cdef enum:
     ST_CONNECTING = 1
     ST_ESTABLISHED = 2
+
+# epoll data word: (index << 3) | tag
+cdef enum:
+    TAG_CLIENT = 0
+    TAG_SERVER = 1
+    TAG_LISTEN = 2
+    TAG_TIMER = 3
+    TAG_UDP_UP = 4
+    TAG_UDP_VIP = 5
+
+cdef enum:
+    NEV = 256                 # events per epoll_wait
+    ACCEPT_BATCH = 64         # accepts per listener event: fairness with established traffic
+    WHEEL = 4096
+    WHEEL_MASK = 4095
+    UDP_BATCH = 32
+    UDP_BUF = 65536           # the largest datagram (65,507 bytes of IPv4 payload) fits
+    MAX_MEMBERS = 65536
+    MAX_POOLS = 4096
+    MAX_VIPS = 1024
+    MAX_TRIES = 8
 
 cdef struct EMember:
     sockaddr_storage addr
@@ -61,7 +85,7 @@ cdef struct Conn:
     int psc[2]                           # pipe server -> client
     uint32_t ncs, nsc                    # bytes sitting in each pipe
     int32_t vip, pool, mid
-    int32_t tried[8]
+    int32_t tried[8]                     # MAX_TRIES
     uint64_t bytes_in, bytes_out         # client -> member, member -> client
     uint64_t start_ms, last_ms
     uint32_t timeout_ms
@@ -71,3 +95,32 @@ cdef struct Conn:
     uint32_t hbucket
     sockaddr_storage client
     socklen_t clientlen
+
+cdef struct Core:
+    int ep                     # the epoll set the worker's loop watches
+    int tfd                    # timerfd: the wheel's tick
+    Conn *conns                # the connection table (calloc: untouched entries cost no memory)
+    int32_t cap, hwm, nfree, npending
+    int32_t *freelist
+    int32_t *pending           # freed during this batch of events: reused only after it
+    EMember *members
+    EPool *pools
+    EVip *vips
+    int32_t *wheel             # WHEEL list heads
+    uint64_t now               # ms, CLOCK_MONOTONIC, refreshed per batch
+    uint64_t tick
+    uint32_t tick_ms
+    uint64_t next_id
+    int *pipes                 # pooled empty pipe pairs
+    int32_t npipes, pipecap
+    uint32_t pipe_bytes        # what one pipe holds
+    int pipe_size_req          # F_SETPIPE_SZ asked for new pipes, 0: the default
+    uint64_t **cbase           # &CounterRegion.base (NULL: no counters)
+    Py_ssize_t *cslots         # &CounterRegion.nslots
+    int32_t *buckets           # UDP flow table heads
+    uint32_t bmask
+    mmsghdr *msgs              # UDP batch buffers
+    iovec *iovs
+    char *bufs
+    sockaddr_storage *names
+    epoll_event *evs
