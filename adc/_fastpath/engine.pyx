@@ -276,11 +276,6 @@ cdef class Engine:
         """
         cdef EPool *p
         cdef int algo = algo_code(algorithm)
-        cdef int i, j, nb, np_
-        cdef const uint8_t **keys
-        cdef size_t *lens
-        cdef Sched *s
-        cdef int32_t *ids
         if not 0 <= pid < MAX_POOLS:
             raise ValueError("pool id out of range")
         for mm in members:
