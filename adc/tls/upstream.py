@@ -68,8 +68,10 @@ def connect_kwargs(t: UpstreamTlsPlan, address: str) -> dict:
 def log_failure(pool: str, member: str, e: BaseException) -> None:
     """One line an operator can act on, for a member whose TLS handshake failed."""
     if isinstance(e, ssl.SSLCertVerificationError):
-        logger.error("pool '%s' member %s: TLS certificate verification failed: %s; "
-                     "fix the member's certificate or the pool's tls.ca / tls.name (answering 502)",
-                     pool, member, e.verify_message or e.reason or e)
+        why = str(e.verify_message or e.reason or e).rstrip(".")
+        logger.error("pool '%s' member %s: TLS certificate verification failed: %s; fix the member's certificate "
+                     "or the pool's tls.ca / tls.name (request retried on another member, else 502)",
+                     pool, member, why)
     elif isinstance(e, ssl.SSLError):
-        logger.error("pool '%s' member %s: TLS handshake failed: %s", pool, member, e.reason or e)
+        logger.error("pool '%s' member %s: TLS handshake failed: %s (request retried on another member, else 502)",
+                     pool, member, str(e.reason or e).rstrip("."))
