@@ -154,7 +154,8 @@ class SlowHttp:
         self.server.server_close()
 
 
-def test_l7_request_in_flight_on_a_drained_member_completes(tmp_path):
+@pytest.mark.parametrize("admin", ["drain", "maint"])
+def test_l7_request_in_flight_on_a_drained_member_completes(tmp_path, admin):
     ip = fresh_ip()
     a, b = SlowHttp(ip, 9001, "alpha", 1.5), SlowHttp(ip, 9002, "beta", 1.5)
     d = Adcd(tmp_path, f"""
@@ -180,9 +181,9 @@ vips:
             t.start()
         key = f"{ip}:9001"
         time.sleep(0.5)        # both requests are in flight, one on each member
-        r = d.ctl("member", "drain", "web", key)
+        r = d.ctl("member", admin, "web", key)
         assert r.returncode == 0, r.stderr
-        assert {http_get(ip, 8080, "/")[1] for _ in range(4)} == {b"beta\n"}, "new requests avoid the drained member"
+        assert {http_get(ip, 8080, "/")[1] for _ in range(4)} == {b"beta\n"}, "new requests avoid the member"
         for t in threads:
             t.join(10)
         assert sorted(results.values()) == [(200, b"alpha\n"), (200, b"beta\n")], \
