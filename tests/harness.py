@@ -100,7 +100,7 @@ class Adcd(Proc):
     """A real adcd on a config file of the test's, with its own socket and state dir."""
 
     def __init__(self, tmp: Path, config_text: str, workers: int = 2, name: str = "adc.yaml",
-                 wait_vips: bool = True, extra: list[str] = ()):
+                 wait_vips: bool = True, extra: list[str] = (), env: Optional[dict] = None):
         self.tmp = tmp
         self.config = tmp / name
         self.config.write_text(config_text)
@@ -108,14 +108,20 @@ class Adcd(Proc):
         self.state_dir = tmp / "state"
         argv = [ADCD, "--config", str(self.config), "--socket", self.socket,
                 "--state-dir", str(self.state_dir), "--workers", str(workers), *extra]
-        super().__init__(argv, tmp / "adcd.log")
+        self.env = env
+        super().__init__(argv, tmp / "adcd.log", env=dict(os.environ, **env) if env else None)
         deadline = time.monotonic() + 20
-        while not os.path.exists(self.socket):
+        while True:
             if self.p.poll() is not None:
                 raise RuntimeError(f"adcd exited {self.p.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"adcd did not open its socket:\n{self.log()}")
-            time.sleep(0.05)
+            try:
+                # the socket file appears at bind(), a moment before listen(): ask, don't stat
+                api_call(self.socket, "GET", "/status")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"adcd did not answer on its socket:\n{self.log()}")
+                time.sleep(0.05)
         if wait_vips:
             for v in self.api("GET", "/vips"):
                 if v["protocol"] != "udp":

@@ -15,13 +15,17 @@ from harness import (ADCD, Adcd, Backends, example, fresh_ip, http_get, tcp_roun
                      udp_roundtrip, wait_port)
 
 
-@pytest.fixture
-def site(tmp_path):
-    """The example adc.yaml on a fresh address, with its backends."""
+def start_site(tmp_path, env=None):
     ip = fresh_ip()
     be = Backends(tmp_path, ip, http={9001: "backend-1", 9002: "backend-2", 9003: "api-1", 9004: "backend-4"},
                   tcp_echo=[9101, 9102], udp_echo=[9053])
-    d = Adcd(tmp_path, example("adc.yaml", ip))
+    return ip, Adcd(tmp_path, example("adc.yaml", ip), env=env), be
+
+
+@pytest.fixture
+def site(tmp_path):
+    """The example adc.yaml on a fresh address, with its backends."""
+    ip, d, be = start_site(tmp_path)
     yield ip, d, be
     d.stop()
     be.stop()
@@ -65,8 +69,21 @@ class Load:
         return self
 
 
-def test_example_config_serves_http_tcp_and_udp(site):
-    ip, d, _ = site
+@pytest.fixture(params=["fast", "asyncio"])
+def site_both_l4(request, tmp_path):
+    """The example on the Cython engine and on the asyncio reference path."""
+    ip, d, be = start_site(tmp_path, env={"ADC_L4": request.param})
+    yield ip, d, be
+    d.stop()
+    be.stop()
+
+
+def site_l4_kind(d: Adcd) -> str:
+    return os.environ.get("ADC_L4", "fast") if d.env is None else d.env.get("ADC_L4", "fast")
+
+
+def test_example_config_serves_http_tcp_and_udp(site_both_l4):
+    ip, d, _ = site_both_l4
     bodies = {http_get(ip, 8080, "/")[1].split()[0] for _ in range(4)}
     assert bodies == {b"backend-1", b"backend-2"}, "round robin over both web members"
     status, body = http_get(ip, 8080, "/api/users")
@@ -77,6 +94,12 @@ def test_example_config_serves_http_tcp_and_udp(site):
     assert stats["vips"]["web"]["requests"] >= 5
     assert stats["vips"]["echo"]["bytes_in"] == len(b"hello tcp\n")
     assert stats["vips"]["dns"]["bytes_out"] == len(b"hello udp")
+    with socket.create_connection((ip, 8081)) as held:
+        held.sendall(b"x")
+        held.recv(1)
+        ids = [c["id"] for c in d.api("GET", "/conns?vip=echo")]
+    # the Cython engine names its connections "<slot>-f<n>"; the asyncio path "<slot>-<n>"
+    assert len(ids) == 1 and ("-f" in ids[0]) == (site_l4_kind(d) == "fast"), ids
 
 
 def test_check_reports_every_error_with_file_and_line(tmp_path):
