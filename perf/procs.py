@@ -13,6 +13,16 @@ import time
 from dataclasses import dataclass, field
 
 TICK = os.sysconf("SC_CLK_TCK")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it if the harness dies without cleaning up (kill -9)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        pass
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -136,6 +146,7 @@ class Procs:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=env,
+            preexec_fn=_die_with_parent,
         )
         logf.close()
         p = Proc(name, popen, log, core)
