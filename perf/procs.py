@@ -16,7 +16,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGTERM it if the harness dies without cleaning up (kill -9)."""
     try:
         import ctypes
@@ -146,7 +146,7 @@ class Procs:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         logf.close()
         p = Proc(name, popen, log, core)

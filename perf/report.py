@@ -83,7 +83,8 @@ def _tables(results: dict) -> list[str]:
         p = sc["proxies"]
         r = sc.get("ratios", {})
         out.append(f"| {sc['title']} | {sc['unit']} | {_cell(p.get('adc', {}), 'cpu_us_per_unit')} | "
-                   f"{_cell(p.get('haproxy', {}), 'cpu_us_per_unit')} | {_cell(p.get('nginx', {}), 'cpu_us_per_unit')} | "
+                   f"{_cell(p.get('haproxy', {}), 'cpu_us_per_unit')} | "
+                   f"{_cell(p.get('nginx', {}), 'cpu_us_per_unit')} | "
                    f"{_ratio(r.get('cpu_us_per_unit:adc/haproxy'))} | {_ratio(r.get('cpu_us_per_unit:adc/nginx'))} |")
     out.append("")
     out.append("Throughput and latency (median); `bound`: which side was the bottleneck "
@@ -185,7 +186,8 @@ def targets(results: dict) -> list[dict]:
 
 def table_text(results: dict) -> str:
     caveat = f"Caveat: {results['caveat']}\n\n" if results.get("caveat") else ""
-    head = caveat + (f"adc vs HAProxy vs NGINX — {results['mode']} run, {results['reps']} x {results['duration_s']:g} s, "
+    head = caveat + (f"adc vs HAProxy vs NGINX — {results['mode']} run, "
+                     f"{results['reps']} x {results['duration_s']:g} s, "
             f"{results['date']}, proxy on core {results['proxy_core']}, load+backends on core {results['load_core']}")
     return "\n".join([head, ""] + _tables(results) + [""])
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from configs import HOST, Ports
-from procs import _die_with_parent
+from procs import die_with_parent
 
 LOAD_CORE = 1
 
@@ -93,14 +93,15 @@ def run_wrk(url: str, conns: int, duration: float, headers=()) -> dict:
     for h in headers:
         argv += ["-H", h]
     out = subprocess.run(argv + [url], capture_output=True, text=True, timeout=duration + 30,
-                         start_new_session=True, preexec_fn=_die_with_parent)
+                         start_new_session=True, preexec_fn=die_with_parent)
     return parse_wrk(out.stdout + out.stderr)
 
 
 def run_loadgen(loadgen: str, mode: str, port: int, conns: int, duration: float, extra=()) -> dict:
     argv = ["taskset", "-c", str(LOAD_CORE), loadgen, mode, HOST, str(port), "-c", str(conns),
             "-d", str(duration), *extra]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, start_new_session=True, preexec_fn=_die_with_parent)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30,
+                         start_new_session=True, preexec_fn=die_with_parent)
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
     if not line.startswith("{"):
         raise RuntimeError(f"loadgen {mode} failed: {out.stderr[-400:]}")
@@ -111,7 +112,8 @@ def run_loadgen(loadgen: str, mode: str, port: int, conns: int, duration: float,
 def run_iperf(port: int, duration: float) -> dict:
     argv = ["taskset", "-c", str(LOAD_CORE), "iperf3", "-c", HOST, "-p", str(port),
             "-t", str(max(1, round(duration))), "-J", "--connect-timeout", "3000"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, start_new_session=True, preexec_fn=_die_with_parent)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30,
+                         start_new_session=True, preexec_fn=die_with_parent)
     try:
         j = json.loads(out.stdout)
     except ValueError:
