@@ -114,6 +114,12 @@ def versions() -> dict:
                                      capture_output=True, text=True, timeout=10, cwd=REPO).stdout.strip() or "?"
         rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=5).stdout.strip()
+        # the tree measured may hold work not yet committed: say so
+        dirty = [line for line in subprocess.run(
+            ["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--", "adc", "cli"],
+            capture_output=True, text=True, timeout=5).stdout.splitlines() if line.strip()]
+        if dirty:
+            rev += f", {len(dirty)} files changed since"
     except Exception:
         adc_version, rev = "?", "?"
     return {
