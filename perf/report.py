@@ -270,7 +270,9 @@ def plot(results: dict, path: str) -> str | None:
     ax.set_xticks(list(x))
     ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("adc ÷ other (CPU per unit; memory growth) — lower is better")
-    ax.set_title(f"adc relative to HAProxy and NGINX, proxy on one core — {results['date']} ({results['mode']})")
+    noisy = ", NOISY: machine shared" if results.get("caveat") else ""
+    ax.set_title(f"adc relative to HAProxy and NGINX, proxy on one core — {results['date']} "
+                 f"({results['mode']}{noisy})")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
