@@ -17,6 +17,9 @@ ext = [
     Extension("adc.l7." + os.path.splitext(os.path.basename(p))[0], [p],
               extra_compile_args=["-O2", "-Wno-unused-function"])
     for p in sorted(glob.glob("adc/l7/*.pyx"))
+] + [
+    # plain Python compiled with its .pxd (adc.l7.listener runs the source when this build is stale)
+    Extension("adc.l7.proxy", ["adc/l7/proxy.py"], extra_compile_args=["-O2", "-Wno-unused-function"]),
 ]
 
 setup(

@@ -1,0 +1,34 @@
+# Declarations that make the classes of adc/l7/proxy.py extension types when Cython
+# compiles it (attributes become C fields); proxy.py stays plain Python without them.
+
+cdef class VipState:
+    cdef public object plan, name, scheme, http, limits, router, default_pool, max_connections
+    cdef public object header_timeout, keepalive_timeout, response_timeout, connect_timeout
+    cdef public object total_timeout, tunnel_timeout, req_ops, resp_ops, persist, route_persist
+    cdef public object x_forwarded, forwarded, request_id_name, request_id, error_pages, retry_statuses
+    cdef public Py_ssize_t slot
+
+
+cdef class UpstreamConn:
+    cdef public object cache, key, transport, client
+    cdef public double idle_since
+    cdef public bint closed, paused
+
+
+cdef class UpstreamCache:
+    cdef public object loop, idle, _sweeper
+    cdef public Py_ssize_t max_idle
+    cdef public double idle_timeout
+
+
+cdef class ClientConn:
+    cdef public object listener, ctx, ctr, loop, transport, buf, timer, ttimer, tcb, timer_kind
+    cdef public VipState vs
+    cdef public UpstreamConn up
+    cdef public object client_ip, flow_key, req, route, pool, member, tried, reader, pending
+    cdef public object head_out, resp, out_head, rbuf, rreader, connect_task, term, t_connect, t_resp
+    cdef public object log_member, resp_ops, persist, sticky, request_id
+    cdef public double last_io, deadline, timer_at, t_accept, m_accept, t_req
+    cdef public long long id, bytes_in, bytes_out, req_bytes_in, resp_bytes, pending_size
+    cdef public int state, paused, rstate, client_port, status
+    cdef public bint wpaused, in_process, req_done, close_after, out_chunked, reused, retried_stale
