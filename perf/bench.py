@@ -408,11 +408,15 @@ def main() -> int:
     except (ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    # an L4 proxy holds two descriptors per connection; keep room for listeners and pipes
-    idle_conns = min(IDLE_CONNS, (nofile - 2000) // 2)
-    if idle_conns < IDLE_CONNS:
-        log(f"open-files limit is {nofile} and cannot be raised here: the memory test holds "
-            f"{idle_conns} idle connections and scales the growth to {IDLE_CONNS}")
+    # an L7 proxy holds one descriptor per idle client connection, an L4 proxy two (client and
+    # member); keep room for listeners and pipes
+    idle = {"mem-l7": min(IDLE_CONNS, nofile - 1000), "mem-l4": min(IDLE_CONNS, (nofile - 2000) // 2)}
+    idle_conns = max(idle.values())
+    short = {k: v for k, v in idle.items() if v < IDLE_CONNS}
+    if short:
+        log(f"open-files limit is {nofile} and cannot be raised here: "
+            + ", ".join(f"{k} holds {v} idle connections" for k, v in short.items())
+            + f" and scales the growth to {IDLE_CONNS}")
 
     wd = tempfile.mkdtemp(prefix="adc-bench-")
     os.chmod(wd, 0o755)  # NGINX workers run unprivileged and serve files from here
@@ -435,11 +439,11 @@ def main() -> int:
                       for s in selected},
         "memory": {m[0]: {"title": m[1], "proxies": {}} for m in memory},
         "notes": [],
-        "idle_connections": idle_conns,
+        "idle_connections": idle,
     }
-    if idle_conns < IDLE_CONNS:
+    for k, v in short.items():
         results["notes"].append(f"the open-files limit here ({nofile}, not raisable in this container) allowed "
-                                f"{idle_conns} idle connections; memory growth is scaled to {IDLE_CONNS}")
+                                f"{v} idle connections in {k}; its memory growth is scaled to {IDLE_CONNS}")
     raw = {s.name: {p: [] for p in proxies if p in s.proxies} for s in selected}
     mem_raw = {m[0]: {p: [] for p in proxies} for m in memory}
     interrupted = False
@@ -472,7 +476,7 @@ def main() -> int:
                             continue
                         try:
                             r = measure_memory(mname, port_of(ports), request, proxy, loadgen, pr,
-                                               idle_conns, hold=60)
+                                               idle[mname], hold=60)
                             log(f"{name:8} {mname:15} +{r['delta_mib']:.1f} MiB for {r['connections']} "
                                 f"connections ({r['kib_per_conn']:.2f} KiB each)")
                         except Exception as e:
