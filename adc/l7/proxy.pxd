@@ -9,8 +9,12 @@ cdef class VipState:
     cdef public Py_ssize_t slot
 
 
+cdef class ClientConn
+
+
 cdef class UpstreamConn:
-    cdef public object cache, key, transport, client
+    cdef public object cache, key, transport
+    cdef public ClientConn client
     cdef public double idle_since
     cdef public bint closed, paused
 
@@ -32,3 +36,23 @@ cdef class ClientConn:
     cdef public long long id, bytes_in, bytes_out, req_bytes_in, resp_bytes, pending_size
     cdef public int state, paused, rstate, client_port, status
     cdef public bint wpaused, in_process, req_done, close_after, out_chunked, reused, retried_stale
+
+    # the per-request path: C calls between these (Python can still call them)
+    cpdef _reset_request(self)
+    cpdef pause(self, bit)
+    cpdef resume(self, bit)
+    cpdef _process(self, start)
+    cpdef _on_request(self, req)
+    cpdef _upstream_head(self, req, fields, authority)
+    cpdef _pick(self, pool, tried)
+    cpdef _dispatch(self, last_failure, m=*)
+    cpdef _attach(self, UpstreamConn up, reused)
+    cpdef _req_body(self, data)
+    cpdef _send_up(self, b)
+    cpdef up_data(self, UpstreamConn up, data)
+    cpdef _start_response(self, resp)
+    cpdef _resp_body(self, data)
+    cpdef _to_client(self, b)
+    cpdef _resp_done(self, reusable)
+    cpdef _release_member(self, error)
+    cpdef _finish(self)
