@@ -135,6 +135,7 @@ class Monitor(Strict):
     expect_body: Optional[str] = None
     sni: Optional[str] = None
     verify: bool = False
+    reuse_connection: bool = False     # http/https: keep one connection per member between checks
     # tcp / udp send-expect
     send: Optional[str] = None
     expect: Optional[str] = None
