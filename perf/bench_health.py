@@ -40,14 +40,18 @@ if len(sys.argv) > 5:
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(sys.argv[4], sys.argv[5])
 RESP = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+KEEP = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 class Http(asyncio.Protocol):
     def connection_made(self, t):
         self.t = t
     def data_received(self, d):
         if b"\r\n\r\n" in d:
-            self.t.write(RESP)
-            self.t.close()
+            if b"Connection: close" in d:
+                self.t.write(RESP)
+                self.t.close()
+            else:
+                self.t.write(KEEP)
 
 class Echo(asyncio.DatagramProtocol):
     def connection_made(self, t):
@@ -91,9 +95,11 @@ def make_cert(directory: str) -> tuple[str, str]:
 
 
 def monitor(kind: str) -> dict:
-    m = {"name": "bench", "type": kind, "interval": "1s", "timeout": "500ms", "rise": 2, "fall": 2,
+    m = {"name": "bench", "type": kind.split("-")[0], "interval": "1s", "timeout": "500ms", "rise": 2, "fall": 2,
          "jitter": "100ms"}
-    if kind == "http":
+    if kind.endswith("-keep"):
+        m["reuse_connection"] = True
+    if m["type"] in ("http", "https"):
         m["path"] = "/healthz"
     if kind == "udp":
         m.update(send="ping", expect="ping")
@@ -107,7 +113,7 @@ async def measure(kind: str, members: int, seconds: float, warmup: float, nports
     cfg = Config.model_validate({
         "monitors": [monitor(kind)],
         "pools": [{"name": "bench", "monitor": "bench",
-                   "members": [{"address": HOST, "port": BASE_PORT + i + (nports if kind in ("https", "tls") else 0)}
+                   "members": [{"address": HOST, "port": BASE_PORT + i + (nports if kind.startswith(("https", "tls")) else 0)}
                                for i in range(members)]}],
     })
     downs = []
@@ -142,8 +148,9 @@ def main(argv=None) -> int:
                          "with OpenSSL 3.0: 1000 at 1 s would saturate the members' process on a small machine)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--kinds", default="tcp,http,udp,tls,https",
-                    help="comma separated: tcp, http, udp, tls, https (TLS members use an ECDSA P-256 certificate)")
+    ap.add_argument("--kinds", default="tcp,http,http-keep,udp,tls,https,https-keep",
+                    help="comma separated: tcp, http, http-keep, udp, tls, https, https-keep (-keep: "
+                         "reuse_connection; TLS members use an ECDSA P-256 certificate)")
     args = ap.parse_args(argv)
 
     import uvloop
@@ -151,7 +158,7 @@ def main(argv=None) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * args.members + 256)), hard))
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     tmp = tempfile.mkdtemp(prefix="bench-health-")
-    tls_args = list(make_cert(tmp)) if {"tls", "https"} & set(kinds) else []
+    tls_args = list(make_cert(tmp)) if {"tls", "https", "https-keep"} & set(kinds) else []
     nports = max(args.members, args.tls_members)
     backend = subprocess.Popen([sys.executable, "-c", BACKEND, HOST, str(BASE_PORT), str(nports), *tls_args],
                                stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -168,7 +175,7 @@ def main(argv=None) -> int:
             results.append(r)
         print(f"health checker CPU at a 1s interval, {args.seconds:.0f}s window "
               f"(goal: 1000 members within {GOAL:.0%} of one core)")
-        print(f"{'kind':6} {'members':>7} {'core share':>10} {'CPU/check':>10} {'1000 at 1s':>10} {'checks/s':>9} "
+        print(f"{'kind':10} {'members':>7} {'core share':>10} {'CPU/check':>10} {'1000 at 1s':>10} {'checks/s':>9} "
               f"{'failures':>9}  verdict")
         worst = 0.0
         for r in results:
@@ -176,7 +183,7 @@ def main(argv=None) -> int:
             at_1000 = per_check * 1000           # share of a core for 1000 members at 1 s
             worst = max(worst, at_1000)
             verdict = "ok" if at_1000 <= GOAL else "OVER GOAL"
-            print(f"{r['kind']:6} {r['members']:>7} {r['core_share']:>10.1%} {per_check * 1e6:>8.0f}us "
+            print(f"{r['kind']:10} {r['members']:>7} {r['core_share']:>10.1%} {per_check * 1e6:>8.0f}us "
                   f"{at_1000:>10.1%} {r['checks_per_s']:>9.0f} {r['failures']:>9}  {verdict}"
                   + (f"  {r['failure_details']}" if r["failures"] else ""))
         print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "

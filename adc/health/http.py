@@ -1,6 +1,7 @@
 """adc.health.http: HTTP and HTTPS monitors: one request, the status line against a list, the body against a regex."""
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import ssl
@@ -8,10 +9,12 @@ from typing import Optional
 
 from adc.config.schema import Monitor
 
-from .probe import MAX_READ, Outcome, Target, exchange
+from .probe import MAX_READ, Outcome, Reader, Target, exchange, tls_args
 
 _STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})")
 _CLEN = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*chunked", re.I)
+_CLOSE = re.compile(rb"\r\nconnection:[^\r\n]*close", re.I)
 
 
 def client_context(verify: bool) -> ssl.SSLContext:
@@ -61,7 +64,8 @@ def server_name(mon: Monitor) -> Optional[str]:
 
 
 class HttpProbe:
-    """method path HTTP/1.1 with Host and the monitor's headers; Connection: close."""
+    """method path HTTP/1.1 with Host and the monitor's headers; Connection: close, or, with
+    reuse_connection, one kept-alive connection per member (a new one only when the member closes it)."""
 
     def __init__(self, mon: Monitor):
         self.mon = mon
@@ -71,6 +75,8 @@ class HttpProbe:
         self.expect_status = expected_statuses(mon.expect_status)
         self.body = re.compile(mon.expect_body.encode()) if mon.expect_body else None
         self._requests: dict[Target, bytes] = {}
+        self.reuse = bool(getattr(mon, "reuse_connection", False))
+        self._idle: dict[Target, tuple] = {}     # target -> (transport, Reader) kept between checks
 
     def request(self, target: Target) -> bytes:
         req = self._requests.get(target)
@@ -84,7 +90,8 @@ class HttpProbe:
             if "user-agent" not in names:
                 lines.append("User-Agent: adc-health")
             lines += [f"{k}: {v}" for k, v in mon.headers.items() if k.lower() not in ("host", "connection")]
-            lines.append("Connection: close")
+            if not self.reuse:
+                lines.append("Connection: close")
             req = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
             if len(self._requests) < 4096:
                 self._requests[target] = req
@@ -92,9 +99,11 @@ class HttpProbe:
 
     async def __call__(self, target: Target) -> Outcome:
         want_body = self.body is not None and self.mon.method.upper() != "HEAD"
-        reply, closed, _ = await exchange(target, self.request(target), _complete if want_body else _head_line,
-                                          ssl_ctx=self.ctx,
-                                          server_hostname=self.sni or (target.address if self.mon.verify else None))
+        if self.reuse:
+            reply, closed = await self._kept(target)
+        else:
+            reply, closed, _ = await exchange(target, self.request(target), _complete if want_body else _head_line,
+                                              ssl_ctx=self.ctx, server_hostname=self._sni(target))
         m = _STATUS.match(reply)
         if m is None:
             if not reply:
@@ -109,6 +118,93 @@ class HttpProbe:
             if not self.body.search(body):
                 return Outcome(False, f"HTTP {status}, body did not match {self.mon.expect_body!r}")
         return Outcome(True, f"HTTP {status}")
+
+
+    def _sni(self, target: Target) -> Optional[str]:
+        return self.sni or (target.address if self.mon.verify else None)
+
+    async def _kept(self, target: Target) -> tuple[bytes, bool]:
+        """One exchange on the member's kept connection; a new connection when there is none or
+        the member closed the idle one (then once more, at once, within the same timeout)."""
+        loop = asyncio.get_running_loop()
+        head = self.mon.method.upper() == "HEAD"
+        done = _framed_head if head else _framed
+        for _ in range(2):
+            conn = self._idle.pop(target, None)
+            if conn is not None and (conn[0].is_closing() or conn[1].eof):
+                conn[0].abort()
+                conn = None
+            if conn is None:
+                transport, proto = await loop.create_connection(
+                    lambda: Reader(loop, done), target.address, target.port, **tls_args(self.ctx, self._sni(target)))
+                fresh = True
+            else:
+                transport, proto = conn
+                proto.rearm(loop, done)
+                fresh = False
+            keep = False
+            try:
+                transport.write(self.request(target))
+                try:
+                    await proto.fut
+                except OSError:
+                    if fresh or proto.buf:
+                        raise
+                    continue          # the member had closed the idle connection
+                reply = bytes(proto.buf)
+                if not reply and proto.eof and not fresh:
+                    continue
+                keep = not proto.eof and _reusable(reply, head)
+                return reply, proto.eof
+            finally:
+                if keep:
+                    self._idle[target] = (transport, proto)
+                else:
+                    transport.abort()
+        raise ConnectionResetError("member closed the connection")
+
+    def close(self) -> None:
+        for transport, _ in self._idle.values():
+            transport.abort()
+        self._idle.clear()
+
+
+def _body_length(buf, head: bool) -> Optional[int]:
+    """Bytes of the whole response when its framing says (headers end, Content-Length, no body); else None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    m = _STATUS.match(buf)
+    status = int(m.group(1)) if m else 0
+    if head or status in (204, 304) or 100 <= status < 200:
+        return end + 4
+    cl = _CLEN.search(buf, 0, end + 2)
+    if cl is not None:
+        return end + 4 + int(cl.group(1))
+    return None
+
+
+def _framed(buf: bytearray) -> bool:
+    n = _body_length(buf, False)
+    if n is not None:
+        return len(buf) >= n
+    end = buf.find(b"\r\n\r\n")
+    return end >= 0 and _CHUNKED.search(buf, 0, end + 2) is not None and buf.endswith(b"0\r\n\r\n")
+
+
+def _framed_head(buf: bytearray) -> bool:
+    return b"\r\n\r\n" in buf
+
+
+def _reusable(reply: bytes, head: bool) -> bool:
+    """The response was read exactly to its end and the member did not ask to close."""
+    end = reply.find(b"\r\n\r\n")
+    if end < 0 or not reply.startswith(b"HTTP/1.1 ") or _CLOSE.search(reply, 0, end + 2):
+        return False
+    n = _body_length(reply, head)
+    if n is not None:
+        return len(reply) == n
+    return _CHUNKED.search(reply, 0, end + 2) is not None and reply.endswith(b"0\r\n\r\n")
 
 
 def _head_line(buf: bytearray) -> bool:

@@ -30,7 +30,7 @@ class Outcome(NamedTuple):
 class Reader(asyncio.Protocol):
     """Collects a reply until `done(buf)` says it has enough, the peer closes, or MAX_READ is reached."""
 
-    __slots__ = ("buf", "done", "fut", "transport", "eof")
+    __slots__ = ("buf", "done", "fut", "transport", "eof")   # eof: the peer closed (stays set)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, done: Optional[Callable[[bytearray], bool]]):
         self.buf = bytearray()
@@ -41,6 +41,12 @@ class Reader(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+
+    def rearm(self, loop: asyncio.AbstractEventLoop, done: Optional[Callable[[bytearray], bool]]) -> None:
+        """Ready for the next exchange on the same connection (HTTP keep-alive checks)."""
+        self.buf = bytearray()
+        self.done = done
+        self.fut = loop.create_future()
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -62,6 +68,11 @@ class Reader(asyncio.Protocol):
                 self.fut.set_exception(exc)
 
 
+def tls_args(ssl_ctx: Optional[ssl.SSLContext], server_hostname: Optional[str]) -> dict:
+    # "" sends no SNI; an IP address is matched against the certificate but never sent as SNI
+    return {"ssl": ssl_ctx, "server_hostname": server_hostname or ""} if ssl_ctx is not None else {}
+
+
 async def exchange(target: Target, payload: Optional[bytes], done: Optional[Callable[[bytearray], bool]],
                    ssl_ctx: Optional[ssl.SSLContext] = None, server_hostname: Optional[str] = None,
                    want_reply: bool = True) -> tuple[bytes, bool, object]:
@@ -71,12 +82,8 @@ async def exchange(target: Target, payload: Optional[bytes], done: Optional[Call
     leave a TIME_WAIT socket per check, thousands a second with many members.
     """
     loop = asyncio.get_running_loop()
-    kw = {}
-    if ssl_ctx is not None:
-        # "" sends no SNI; an IP address is matched against the certificate but never sent as SNI
-        kw = {"ssl": ssl_ctx, "server_hostname": server_hostname or ""}
     transport, proto = await loop.create_connection(lambda: Reader(loop, done), target.address,
-                                                    target.port, **kw)
+                                                    target.port, **tls_args(ssl_ctx, server_hostname))
     try:
         sslobj = transport.get_extra_info("ssl_object")
         if payload:

@@ -305,3 +305,48 @@ def test_http_expected_status_takes_classes_and_ranges():
         assert await check({"type": "http", "expect_status": ["2xx", 304]}, port) == (False, "HTTP 302")
         srv.close()
     run(main())
+
+
+def test_http_reuse_connection_keeps_one_connection_per_member_across_checks():
+    async def main():
+        conns = []
+
+        async def handle(r, w):
+            conns.append(w)
+            try:
+                while True:
+                    await r.readuntil(b"\r\n\r\n")
+                    w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    await w.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+
+        srv = await asyncio.start_server(handle, IP, 0)
+        port = srv.sockets[0].getsockname()[1]
+        m = Monitor(name="m", type="http", reuse_connection=True, expect_body="ok")
+        c = Check(("k", IP, port), m, Target(IP, port), Health(2, 2))
+        hc = HealthChecker(lambda *a: None)
+        for _ in range(3):
+            assert (await hc.check_once(c)).ok
+        assert len(conns) == 1, "three checks, one connection"
+        conns[0].close()                      # the member closes the idle connection
+        await asyncio.sleep(0.05)
+        assert (await hc.check_once(c)) == (True, "HTTP 200")
+        assert len(conns) == 2
+        c.probe.close()
+        srv.close()
+    run(main())
+
+
+def test_http_reuse_connection_reconnects_when_the_member_asks_to_close():
+    async def main():
+        srv, port, seen = await http_server(200)     # answers Content-Length and closes
+        m = Monitor(name="m", type="http", reuse_connection=True)
+        c = Check(("k", IP, port), m, Target(IP, port), Health(2, 2))
+        hc = HealthChecker(lambda *a: None)
+        for _ in range(3):
+            assert (await hc.check_once(c)) == (True, "HTTP 200")
+        assert len(seen) == 3 and b"Connection: close" not in seen[0]
+        c.probe.close()
+        srv.close()
+    run(main())
