@@ -95,8 +95,65 @@ def scan_fields(bytes head, Py_ssize_t pos, special):
 # replaced by C loops; tests/l7 runs the same cases and fuzzing against both.
 from adc.l7 import http1 as _h
 
-cdef object Request = _h.Request
-cdef object Response = _h.Response
+
+
+cdef class Request:
+    """adc.l7.http1.Request as an extension type (same attributes, same methods)."""
+    cdef public object method, target, path, query, minor, fields, host, authority
+    cdef public object content_length, chunked, keep_alive, upgrade, expect_continue
+    cdef public object absolute, te_trailers, head_size, xff, request_id
+
+    def __cinit__(self):
+        self.upgrade = None
+        self.expect_continue = False
+        self.absolute = False
+        self.te_trailers = False
+        self.request_id = None
+
+    @property
+    def has_body(self):
+        return self.chunked or bool(self.content_length)
+
+    def field(self, name):
+        for k, v in self.fields:
+            if k.lower() == name:
+                return v
+        return None
+
+    def __repr__(self):
+        return f"<Request {self.method!r} {self.target!r} host={self.host!r}>"
+
+
+cdef class Response:
+    """adc.l7.http1.Response as an extension type."""
+    cdef public object status, reason, minor, fields, content_length, chunked
+    cdef public object keep_alive, no_body, until_close, upgrade
+
+    def field(self, name):
+        for k, v in self.fields:
+            if k.lower() == name:
+                return v
+        return None
+
+
+cdef class LengthReader:
+    """adc.l7.http1.LengthReader as an extension type."""
+    cdef public Py_ssize_t remaining
+    chunked = False
+
+    def __init__(self, Py_ssize_t n):
+        self.remaining = n
+
+    def feed(self, data):
+        cdef Py_ssize_t r = self.remaining
+        cdef Py_ssize_t n = len(data)
+        if n < r:
+            self.remaining = r - n
+            return data, None
+        self.remaining = 0
+        if n == r:
+            return data, b""
+        return data[:r], data[r:]
 cdef object ClientProtocolError = _h.ClientProtocolError
 cdef object BackendProtocolError = _h.BackendProtocolError
 cdef object REQ_SPECIAL = _h._REQ_SPECIAL

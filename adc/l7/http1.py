@@ -612,9 +612,11 @@ def error_body(status: int) -> bytes:
 # definitions stay as the reference that tests run against the same cases.
 parse_request_head_py = parse_request_head
 parse_response_head_py = parse_response_head
+RequestPy, ResponsePy, LengthReaderPy = Request, Response, LengthReader
 serialize_fields_py = serialize_fields
 try:
     from adc.l7._scan import join_fields as serialize_fields  # noqa: F811
     from adc.l7._scan import parse_request_head, parse_response_head, scan_fields  # noqa: F811
+    from adc.l7._scan import LengthReader, Request, Response  # noqa: F811
 except ImportError:  # not built: the reference does the same, slower
     pass

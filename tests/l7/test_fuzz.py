@@ -170,7 +170,9 @@ def _outcome(f, *args):
         r = f(*args)
     except (ClientProtocolError, BackendProtocolError) as e:
         return ("refused", type(e).__name__, e.status)
-    return tuple(getattr(r, k, None) for k in r.__slots__)
+    from adc.l7 import http1
+    cls = http1.RequestPy if hasattr(r, "authority") else http1.ResponsePy
+    return tuple(getattr(r, k, None) for k in cls.__slots__)
 
 
 @settings(max_examples=4000, deadline=None)
