@@ -15,7 +15,7 @@ import socket
 import time
 from typing import Optional
 
-from adc._fastpath.counters import Field
+from adc.fields import BYTES_IN, BYTES_OUT, CONN_ACTIVE, CONN_TOTAL, ERRORS, REFUSED, TIMEOUTS
 from adc.control.messages import ConnInfo
 from adc.l4.proxy_protocol import header as proxy_header
 from adc.lb import flow_key
@@ -23,13 +23,6 @@ from adc.runtime import Listener, MemberRuntime
 
 logger = logging.getLogger("adc.l4.tcp")
 
-CONN_TOTAL = int(Field.CONN_TOTAL)
-CONN_ACTIVE = int(Field.CONN_ACTIVE)
-BYTES_IN = int(Field.BYTES_IN)
-BYTES_OUT = int(Field.BYTES_OUT)
-ERRORS = int(Field.ERRORS)
-REFUSED = int(Field.REFUSED)
-TIMEOUTS = int(Field.TIMEOUTS)
 
 
 class _Upstream(asyncio.Protocol):

@@ -16,20 +16,13 @@ import socket
 import time
 from typing import Optional
 
-from adc._fastpath.counters import Field
+from adc.fields import BYTES_IN, BYTES_OUT, CONN_ACTIVE, CONN_TOTAL, ERRORS, REFUSED, TIMEOUTS
 from adc.control.messages import ConnInfo
 from adc.lb import flow_key
 from adc.runtime import Listener, MemberRuntime
 
 logger = logging.getLogger("adc.l4.udp")
 
-CONN_TOTAL = int(Field.CONN_TOTAL)
-CONN_ACTIVE = int(Field.CONN_ACTIVE)
-BYTES_IN = int(Field.BYTES_IN)
-BYTES_OUT = int(Field.BYTES_OUT)
-ERRORS = int(Field.ERRORS)
-REFUSED = int(Field.REFUSED)
-TIMEOUTS = int(Field.TIMEOUTS)
 DEFAULT_IDLE = 30.0
 MAX_DGRAM = 65535
 BATCH = 64     # datagrams read per wakeup, so one busy socket cannot starve the loop

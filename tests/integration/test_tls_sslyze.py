@@ -23,11 +23,11 @@ def _sslyze():
     for c in (os.environ.get("ADC_SSLYZE"), shutil.which("sslyze"), str(REPO / ".venv-sslyze" / "bin" / "sslyze")):
         if c and os.path.exists(c):
             return c
-    return None
+    return "sslyze"   # not found: the test fails on it, it is not skipped
 
 
+# make deps installs it (.venv-sslyze); its absence is a broken install, not a reason to skip
 SSLYZE = _sslyze()
-pytestmark = pytest.mark.skipif(SSLYZE is None, reason="sslyze not installed (see this file's docstring)")
 
 
 @pytest.mark.parametrize("key", ["ec", "rsa"])
