@@ -57,6 +57,7 @@ async def run(args, config_path: str, on_ready=None) -> int:
     from adc.config.loader import load_text
     from adc.control.api import Api
     from adc.control.supervisor import ApplyFailed, Supervisor
+    from adc.health.checker import HealthChecker
 
     try:
         with open(config_path) as f:
@@ -79,7 +80,7 @@ async def run(args, config_path: str, on_ready=None) -> int:
         logger.error("state dir %s: %s", state_dir, e.strerror or e)
         return 1
     sup = Supervisor(config_path, nworkers=nworkers, state_dir=state_dir,
-                     log_level=args.log_level or g.log_level, health=_health_factory())
+                     log_level=args.log_level or g.log_level, health=HealthChecker)
     loop = asyncio.get_running_loop()
     try:
         await sup.start(cfg, text)
@@ -107,14 +108,6 @@ async def run(args, config_path: str, on_ready=None) -> int:
         pass
     logger.info("adcd stopped")
     return 0
-
-
-def _health_factory():
-    try:
-        from adc.health.checker import HealthChecker
-    except ImportError:      # until adc.health lands (issue 6), members are taken as up
-        return None
-    return HealthChecker
 
 
 def main(argv=None) -> int:

@@ -323,8 +323,7 @@ class Api:
         info = self.sup.member_info(name, key)
         if self.sup.health is not None:
             info["checks"] = self.sup.health.history(name, key)
-            if hasattr(self.sup.health, "status"):   # the monitor's counts and last reason (docs/health.md)
-                info["monitor"] = self.sup.health.status(name, key)
+            info["monitor"] = self.sup.health.status(name, key)   # counts and last reason (docs/health.md)
         return info
 
     def member_set(self, req, name, key):
