@@ -170,7 +170,7 @@ def main(argv=None) -> int:
             return 1
         results = []
         for kind in kinds:
-            n = args.tls_members if kind in ("tls", "https") else args.members
+            n = args.tls_members if kind.startswith(("tls", "https")) else args.members
             r = uvloop.run(measure(kind, n, args.seconds, args.warmup, nports))
             results.append(r)
         print(f"health checker CPU at a 1s interval, {args.seconds:.0f}s window "
