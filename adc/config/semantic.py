@@ -159,6 +159,10 @@ def _pool(rep: _Report, i: int, p: Pool, names: dict[str, set[str]]) -> None:
     if isinstance(p.monitors_required, int) and p.monitors_required > count:
         rep.error(("pools", i, "monitors_required"), f"{where}: monitors_required",
                   f"{p.monitors_required} monitors required but the pool has {count}")
+    od = p.outlier_detection
+    if od is not None and od.base_ejection > od.max_ejection:
+        rep.error(("pools", i, "outlier_detection", "base_ejection"), f"{where}: outlier_detection",
+                  "base_ejection must not exceed max_ejection")
     seen: dict[str, int] = {}
     for j, m in enumerate(p.members):
         if m.key in seen:
