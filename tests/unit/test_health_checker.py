@@ -230,3 +230,14 @@ def test_fail_open_reports_every_member_up_while_none_passes(caplog):
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "pool web: no member is up; fail-open sends traffic to all 2 members" in text
     assert "pool web: a member is up again; fail-open ends" in text
+
+
+def test_config_refuses_a_first_ejection_longer_than_the_longest():
+    import pytest
+    from adc.config.errors import ConfigInvalid
+    from adc.config.loader import load_text
+    with pytest.raises(ConfigInvalid) as e:
+        load_text("pools:\n  - name: web\n    outlier_detection: {base_ejection: 10m, max_ejection: 5m}\n"
+                  "    members: []\n", "f.yaml")
+    assert [str(x) for x in e.value.errors] == [
+        "f.yaml:3: pool 'web': outlier_detection: base_ejection must not exceed max_ejection"]
