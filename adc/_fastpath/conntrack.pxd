@@ -16,6 +16,8 @@ cdef void wheel_arm(Core *e, int32_t ci, uint32_t timeout_ms) noexcept nogil
 cdef int pipe_get(Core *e, int *p) noexcept nogil
 cdef void pipe_put(Core *e, int *p, uint32_t nbytes) noexcept nogil
 cdef void close_conn(Core *e, int32_t ci) noexcept nogil
+cdef void queue_push(Core *e, int32_t ci) noexcept nogil
+cdef void queue_unlink(Core *e, int32_t ci) noexcept nogil
 cdef int32_t pick(Core *e, Conn *c, int proto) noexcept nogil
 cdef uint32_t flow_hash(Core *e, int32_t vi, const sockaddr_storage *ss) noexcept nogil
 cdef int32_t flow_find(Core *e, int32_t vi, const sockaddr_storage *ss) noexcept nogil

@@ -10,7 +10,9 @@ Also here, because every kind of connection uses them: the timer wheel (one
 hashed wheel of WHEEL slots of tick_ms; activity only stamps last_ms, an entry
 whose deadline moved is re-filed when its slot comes round), the pool of empty
 pipes, the UDP flow index (chained hash on VIP and client address), the
-choice of a member for a new connection, and closing.
+per-VIP queue of TCP connections waiting for a slot (a FIFO linked through the
+Conn entries, so it costs no memory of its own), the choice of a member for a
+new connection, and closing.
 """
 from libc.stdint cimport uint8_t, uint16_t, int32_t, uint32_t, uint64_t
 from libc.string cimport memset, memcpy
@@ -19,7 +21,7 @@ from adc._fastpath.includes.socket cimport sockaddr, sockaddr_storage, socklen_t
 from adc._fastpath.includes.splice cimport pipe2, close, fcntl, F_SETPIPE_SZ, O_NONBLOCK, O_CLOEXEC
 from adc._fastpath.counters cimport CONN_ACTIVE
 from adc._fastpath.engine_types cimport (Core, Conn, EVip, EMember, EPool, K_FREE, K_TCP, K_UDP,
-                                         WHEEL_MASK, MAX_TRIES)
+                                         ST_QUEUED, WHEEL_MASK, MAX_TRIES)
 from adc._fastpath.sched cimport sched_pick, ALG_SOURCE_HASH, ALG_MAGLEV
 from adc._fastpath.maglev cimport xxh3_64
 
@@ -43,6 +45,7 @@ cdef int32_t conn_alloc(Core *e) noexcept nogil:
     c.mid = -1
     c.tw_slot = -1
     c.hnext = -1
+    c.q_prev = c.q_next = -1
     e.next_id += 1
     c.id = e.next_id
     c.start_ms = e.now
@@ -134,6 +137,10 @@ cdef void close_conn(Core *e, int32_t ci) noexcept nogil:
     wheel_remove(e, ci)
     if c.kind == K_UDP:
         flow_unlink(e, ci)
+    elif c.state == ST_QUEUED:
+        queue_unlink(e, ci)
+    elif e.nqueued:
+        e.kick = 1                  # a VIP slot (and maybe a member slot) frees: someone may be waiting
     if c.cfd >= 0 and c.kind == K_TCP:
         close(c.cfd)
     if c.sfd >= 0:
@@ -154,6 +161,45 @@ cdef void close_conn(Core *e, int32_t ci) noexcept nogil:
     c.kind = K_FREE
     e.pending[e.npending] = ci
     e.npending += 1
+
+
+cdef void queue_push(Core *e, int32_t ci) noexcept nogil:
+    """Put a TCP connection at the tail of its VIP's queue; its timer becomes the queue timeout."""
+    cdef Conn *c = &e.conns[ci]
+    cdef EVip *v = &e.vips[c.vip]
+    c.state = ST_QUEUED
+    c.q_next = -1
+    c.q_prev = v.qtail
+    if v.qtail >= 0:
+        e.conns[v.qtail].q_next = ci
+    else:
+        v.qhead = ci
+    v.qtail = ci
+    v.nqueued += 1
+    e.nqueued += 1
+    wheel_remove(e, ci)             # a connect timer may be filed: the queue timeout replaces it
+    wheel_arm(e, ci, v.queue_ms)
+
+
+cdef void queue_unlink(Core *e, int32_t ci) noexcept nogil:
+    """Take a queued connection out of its VIP's queue (it is served, times out or goes away)."""
+    cdef Conn *c = &e.conns[ci]
+    cdef EVip *v = &e.vips[c.vip]
+    if c.state != ST_QUEUED:
+        return
+    if c.q_prev >= 0:
+        e.conns[c.q_prev].q_next = c.q_next
+    else:
+        v.qhead = c.q_next
+    if c.q_next >= 0:
+        e.conns[c.q_next].q_prev = c.q_prev
+    else:
+        v.qtail = c.q_prev
+    c.q_prev = c.q_next = -1
+    c.state = 0
+    v.nqueued -= 1
+    e.nqueued -= 1
+    wheel_remove(e, ci)
 
 
 cdef int32_t pick(Core *e, Conn *c, int proto) noexcept nogil:

@@ -30,12 +30,12 @@ from adc._fastpath.counters cimport CounterRegion, TIMEOUTS
 from adc._fastpath.sched cimport Sched, sched_init, sched_free, sched_build, algo_code
 from adc._fastpath.maglev cimport MAX_KEY
 from adc._fastpath.engine_types cimport (Core, Conn, EMember, EPool, EVip, K_FREE, K_TCP, K_UDP,
-                                         ST_CONNECTING, ST_ESTABLISHED, TAG_CLIENT, TAG_SERVER, TAG_LISTEN,
+                                         ST_CONNECTING, ST_ESTABLISHED, ST_QUEUED, TAG_CLIENT, TAG_SERVER, TAG_LISTEN,
                                          TAG_TIMER, TAG_UDP_UP, TAG_UDP_VIP, NEV, WHEEL, WHEEL_MASK,
                                          UDP_BATCH, UDP_BUF, MAX_MEMBERS, MAX_POOLS, MAX_VIPS)
 from adc._fastpath.conntrack cimport (conn_alloc, flush_pending, wheel_insert, close_conn, flow_find,
                                       mono_ms, cadd, addr_ip, addr_port)
-from adc._fastpath.tcp cimport on_listen, on_tcp, connect_failed
+from adc._fastpath.tcp cimport on_listen, on_tcp, connect_failed, queue_drain
 from adc._fastpath.udp cimport on_udp_vip, on_udp_up
 
 
@@ -68,6 +68,10 @@ cdef void expire(Core *e, int32_t ci) noexcept nogil:
     cdef Conn *c = &e.conns[ci]
     if c.kind == K_UDP:
         close_conn(e, ci)           # an idle flow ending is the normal end of UDP
+        return
+    if c.state == ST_QUEUED:
+        cadd(e, e.vips[c.vip].slot, TIMEOUTS, 1)   # waited queue_timeout for a slot: the client is closed
+        close_conn(e, ci)
         return
     if c.state == ST_CONNECTING:
         cadd(e, e.members[c.mid].slot, TIMEOUTS, 1)
@@ -118,6 +122,8 @@ cdef int loop_once(Core *e, int timeout) noexcept nogil:
                     on_udp_vip(e, idx)
             else:
                 on_timer(e)
+        if e.kick:
+            queue_drain(e)
         flush_pending(e)
         total += n
         if n < NEV:
@@ -294,6 +300,7 @@ cdef class Engine:
         p.connect_ms = <uint32_t> (connect_timeout * 1000) if connect_timeout > 0 else 3000
         p.slot = slot
         p.used = 1
+        self._dispatch()            # members may have come up or had their limits raised
 
     cdef _fill(self, Sched *s, int32_t **ids, int algo, list group):
         cdef int n = len(group), i
@@ -320,8 +327,13 @@ cdef class Engine:
         free(lens)
 
     def add_vip(self, int vid, int fd, str kind, int pool=-1, int slot=0, int max_conn=0,
-                double idle_timeout=0.0, bint nodelay=True, bint keepalive=False, bint one_shot=False):
-        """Serve listening (tcp) or bound (udp) socket `fd` as VIP `vid`; max_conn is the UDP flow bound."""
+                double idle_timeout=0.0, bint nodelay=True, bint keepalive=False, bint one_shot=False,
+                bint queue=False, int max_queue=0, double queue_timeout=0.0,
+                int keepalive_idle=0, int keepalive_interval=0, int keepalive_count=0):
+        """Serve listening (tcp) or bound (udp) socket `fd` as VIP `vid`; max_conn is the UDP flow bound.
+
+        The other arguments are those of update_vip.
+        """
         cdef EVip *v
         cdef epoll_event ev
         if not 0 <= vid < MAX_VIPS:
@@ -333,7 +345,9 @@ cdef class Engine:
         v.fd = fd
         v.kind = K_UDP if kind == "udp" else K_TCP
         v.used = 1
-        self.update_vip(vid, pool, slot, max_conn, idle_timeout, nodelay, keepalive, one_shot)
+        v.qhead = v.qtail = -1
+        self.update_vip(vid, pool, slot, max_conn, idle_timeout, nodelay, keepalive, one_shot,
+                        queue, max_queue, queue_timeout, keepalive_idle, keepalive_interval, keepalive_count)
         ev.events = EPOLLIN
         ev.data.u64 = (<uint64_t> vid << 3) | (TAG_UDP_VIP if v.kind == K_UDP else TAG_LISTEN)
         if epoll_ctl(self.e.ep, EPOLL_CTL_ADD, fd, &ev) < 0:
@@ -342,8 +356,18 @@ cdef class Engine:
         v.accepting = 1
 
     def update_vip(self, int vid, int pool=-1, int slot=0, int max_conn=0, double idle_timeout=0.0,
-                   bint nodelay=True, bint keepalive=False, bint one_shot=False):
-        """What new connections of the VIP see; open connections keep their pool, member and timer."""
+                   bint nodelay=True, bint keepalive=False, bint one_shot=False,
+                   bint queue=False, int max_queue=0, double queue_timeout=0.0,
+                   int keepalive_idle=0, int keepalive_interval=0, int keepalive_count=0):
+        """What new connections of the VIP see; open connections keep their pool, member and timer.
+
+        tcp: max_conn is the VIP's limit (0: none). Over it, or when every member that could take
+        a client is at its own limit, the client is refused, or with `queue` waits in the VIP's
+        queue (at most max_queue clients, each at most queue_timeout seconds; 0: no limit) until
+        a slot frees. nodelay sets TCP_NODELAY and keepalive SO_KEEPALIVE on client and member
+        sockets; keepalive_idle/interval (seconds) and count set the probes (0: kernel default).
+        Queued connections keep their place and timer when this changes.
+        """
         cdef EVip *v = &self.e.vips[vid]
         v.pool = pool
         v.slot = slot
@@ -352,6 +376,25 @@ cdef class Engine:
         v.nodelay = nodelay
         v.keepalive = keepalive
         v.one_shot = one_shot
+        v.queue = queue
+        v.max_queue = max_queue if max_queue > 0 else 0
+        v.queue_ms = <uint32_t> (queue_timeout * 1000) if queue_timeout > 0 else 0
+        v.ka_idle = keepalive_idle if keepalive_idle > 0 else 0
+        v.ka_intvl = keepalive_interval if keepalive_interval > 0 else 0
+        v.ka_cnt = keepalive_count if keepalive_count > 0 else 0
+        self._dispatch()            # a raised limit lets queued clients in now
+
+    cdef void _dispatch(self):
+        """Serve what waits in the queues now (a limit or a member changed)."""
+        if self.e.nqueued:
+            self.e.kick = 1
+            self.e.now = mono_ms()
+            queue_drain(self.e)
+            flush_pending(self.e)
+
+    def vip_queued(self, int vid):
+        """Connections of the VIP waiting in its queue."""
+        return self.e.vips[vid].nqueued if 0 <= vid < MAX_VIPS and self.e.vips[vid].used else 0
 
     def stop_vip(self, int vid):
         """Stop reading the VIP's socket (the socket stays open: the supervisor owns it)."""
@@ -394,6 +437,8 @@ cdef class Engine:
             n = addr_ip(&c.client, &ip)
             if c.kind == K_UDP:
                 state = "flow"
+            elif c.state == ST_QUEUED:
+                state = "queued"
             elif c.state == ST_CONNECTING:
                 state = "connecting"
             elif c.c_shut or c.s_shut:
@@ -412,6 +457,7 @@ cdef class Engine:
             if self.e.conns[i].kind != K_FREE and self.e.conns[i].id == conn_id:
                 close_conn(self.e, i)
                 flush_pending(self.e)
+                self._dispatch()
                 return True
         return False
 
@@ -460,6 +506,31 @@ cdef class Engine:
         for i in range(MAX_VIPS):
             if self.e.vips[i].used and self.e.vips[i].active != vip_n.get(i, 0):
                 bad.append(f"vip {i}: active {self.e.vips[i].active}, conns {vip_n.get(i, 0)}")
+        queued_total = 0
+        for i in range(MAX_VIPS):
+            if not self.e.vips[i].used:
+                continue
+            n = 0
+            prev = -1
+            ci = self.e.vips[i].qhead
+            while ci >= 0 and n <= self.e.cap:
+                c = &self.e.conns[ci]
+                if c.kind != K_TCP or c.state != ST_QUEUED or c.vip != i or c.q_prev != prev:
+                    bad.append(f"vip {i} queue: conn {ci} is not a queued conn of this vip linked after {prev}")
+                prev = ci
+                ci = c.q_next
+                n += 1
+            if prev != self.e.vips[i].qtail:
+                bad.append(f"vip {i} queue: tail {self.e.vips[i].qtail}, last linked {prev}")
+            if n != self.e.vips[i].nqueued:
+                bad.append(f"vip {i} queue: nqueued {self.e.vips[i].nqueued}, linked {n}")
+            queued_total += n
+        if queued_total != self.e.nqueued:
+            bad.append(f"engine: nqueued {self.e.nqueued}, queued in vips {queued_total}")
+        for i in range(self.e.hwm):
+            c = &self.e.conns[i]
+            if c.kind == K_TCP and c.state == ST_QUEUED and (c.sfd >= 0 or c.mid >= 0):
+                bad.append(f"conn {i}: queued with a member socket")
         for i in range(MAX_MEMBERS):
             if self.e.members[i].used and self.e.members[i].active != mem_n.get(i, 0):
                 bad.append(f"member {i}: active {self.e.members[i].active}, conns {mem_n.get(i, 0)}")
@@ -467,6 +538,7 @@ cdef class Engine:
 
     def stats(self):
         return {"conns": sum(1 for i in range(self.e.hwm) if self.e.conns[i].kind != K_FREE),
+                "queued": self.e.nqueued,
                 "table_high_water": self.e.hwm, "pipes_pooled": self.e.npipes, "capacity": self.e.cap}
 
     cdef void _close_all_fds(self):

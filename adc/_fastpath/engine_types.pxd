@@ -15,6 +15,7 @@ cdef enum:
 cdef enum:
     ST_CONNECTING = 1
     ST_ESTABLISHED = 2
+    ST_QUEUED = 3             # accepted, waiting in its VIP's queue for a free slot (no member socket)
 
 # epoll data word: (index << 3) | tag
 cdef enum:
@@ -64,10 +65,16 @@ cdef struct EVip:
     uint8_t nodelay
     uint8_t keepalive
     uint8_t one_shot
+    uint8_t queue             # over a limit: 0 refuse, 1 wait in the queue
     int32_t pool
     int32_t slot
     uint32_t max_conn         # 0: no limit (UDP: the flow table bound)
-    uint32_t active
+    uint32_t active           # connections of the VIP, queued ones included
+    uint32_t max_queue        # queue bound (queue mode)
+    uint32_t queue_ms         # how long a connection may wait in the queue; 0: no limit
+    uint32_t nqueued
+    int32_t qhead, qtail      # FIFO of queued connections (Conn.q_prev/q_next), -1: empty
+    int32_t ka_idle, ka_intvl, ka_cnt    # TCP keepalive probes (seconds, count); 0: the kernel's default
     uint32_t idle_ms          # 0: none
     uint64_t paused_until     # out of fds: accept paused until then (ms)
 
@@ -92,6 +99,7 @@ cdef struct Conn:
     int32_t tw_prev, tw_next             # timer wheel list; tw_slot < 0: not in the wheel
     int32_t tw_slot
     int32_t hnext                        # UDP flow hash chain
+    int32_t q_prev, q_next               # the VIP's queue (state ST_QUEUED)
     uint32_t hbucket
     sockaddr_storage client
     socklen_t clientlen
@@ -111,6 +119,8 @@ cdef struct Core:
     uint64_t tick
     uint32_t tick_ms
     uint64_t next_id
+    uint32_t nqueued           # queued connections of all VIPs: 0 means nothing to dispatch
+    uint8_t kick               # a VIP or member slot freed (or a limit changed): dispatch the queues
     int *pipes                 # pooled empty pipe pairs
     int32_t npipes, pipecap
     uint32_t pipe_bytes        # what one pipe holds

@@ -13,6 +13,16 @@ Per connection:
     until EPOLLOUT. One side's EOF becomes shutdown(SHUT_WR) on the other once
     its pipe is empty; the connection ends when both directions have ended, on
     an error, on the idle timeout, or by kill.
+
+Limits (max_connections of the VIP, of each member): over a limit a client is
+refused (closed at once, counted `refused`) or, when the VIP queues, accepted
+and put in the VIP's FIFO queue (state ST_QUEUED: no member socket, the timer
+is the queue timeout). A queued connection waits while the VIP is at its limit
+or every member that could take it is at its own; it is refused when the queue
+is full or no member could ever take it. Whenever a slot frees (a connection
+closes, a connect fails, a limit or member changes) the engine sets `kick`,
+and queue_drain serves the heads of the queues after the batch of events.
+Clients keep their place: a new client waits behind those already queued.
 """
 from libc.stdint cimport uint8_t, uint16_t, int32_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
@@ -22,16 +32,18 @@ from libc.errno cimport errno, EAGAIN, EINTR, EINPROGRESS, ECONNABORTED, EMFILE,
 from adc._fastpath.includes.epoll cimport (epoll_event, epoll_ctl, EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR,
                                            EPOLLHUP, EPOLLET, EPOLL_CTL_ADD, EPOLL_CTL_DEL)
 from adc._fastpath.includes.socket cimport (sockaddr, sockaddr_storage, socklen_t, socket, accept4, connect,
-                                            getsockopt, setsockopt, shutdown, getsockname, send, inet_ntop,
+                                            getsockopt, setsockopt, shutdown, getsockname, send, recv, inet_ntop,
                                             AF_INET6, SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET,
-                                            SO_ERROR, SO_KEEPALIVE, SHUT_WR, MSG_NOSIGNAL, MSG_DONTWAIT,
-                                            IPPROTO_TCP, TCP_NODELAY)
+                                            SO_ERROR, SO_KEEPALIVE, SHUT_WR, MSG_NOSIGNAL, MSG_DONTWAIT, MSG_PEEK,
+                                            IPPROTO_TCP, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT)
 from adc._fastpath.includes.splice cimport splice, close, SPLICE_F_MOVE, SPLICE_F_NONBLOCK
 from adc._fastpath.counters cimport CONN_TOTAL, CONN_ACTIVE, BYTES_IN, BYTES_OUT, ERRORS, REFUSED
 from adc._fastpath.engine_types cimport (Core, Conn, EVip, EMember, EPool, K_FREE, K_TCP, ST_CONNECTING,
-                                         ST_ESTABLISHED, TAG_CLIENT, TAG_SERVER, ACCEPT_BATCH, MAX_TRIES)
+                                         ST_ESTABLISHED, ST_QUEUED, TAG_CLIENT, TAG_SERVER, ACCEPT_BATCH,
+                                         MAX_TRIES, MAX_VIPS)
+from adc._fastpath.sched cimport Sched
 from adc._fastpath.conntrack cimport (conn_alloc, close_conn, wheel_arm, pipe_get, pipe_put, pick, cadd,
-                                      addr_ip, addr_port)
+                                      addr_ip, addr_port, queue_push, queue_unlink)
 
 cdef uint8_t PP2_SIG[12]
 _SIG = bytearray(b"\r\n\r\n\x00\r\nQUIT\n")
@@ -39,14 +51,44 @@ for _i in range(12):
     PP2_SIG[_i] = _SIG[_i]
 
 
+cdef inline void tcp_options(EVip *v, int fd) noexcept nogil:
+    """The VIP's TCP options on a client or member socket (setsockopt: 0, or -1 EBADF/ENOPROTOOPT; ignored)."""
+    cdef int one = 1
+    if v.nodelay:
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
+    if v.keepalive:
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+        if v.ka_idle > 0:
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v.ka_idle, sizeof(int))
+        if v.ka_intvl > 0:
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v.ka_intvl, sizeof(int))
+        if v.ka_cnt > 0:
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v.ka_cnt, sizeof(int))
+
+
+cdef inline bint vip_full(EVip *v) noexcept nogil:
+    """The VIP serves max_conn connections already (queued ones hold no slot)."""
+    return v.max_conn != 0 and v.active - v.nqueued >= v.max_conn
+
+
+cdef void refuse(Core *e, int32_t ci) noexcept nogil:
+    """Turn the client away: counted `refused` on the VIP and its pool, then closed."""
+    cdef Conn *c = &e.conns[ci]
+    cadd(e, e.vips[c.vip].slot, REFUSED, 1)
+    if e.pools[c.pool].used:
+        cadd(e, e.pools[c.pool].slot, REFUSED, 1)
+    close_conn(e, ci)
+
+
 cdef void on_listen(Core *e, int32_t vi) noexcept nogil:
     cdef EVip *v = &e.vips[vi]
     cdef sockaddr_storage ss
     cdef socklen_t sl
-    cdef int fd, k, one = 1
+    cdef int fd, k
     cdef int32_t ci
     cdef Conn *c
     cdef epoll_event ev
+    cdef bint wait
     for k in range(ACCEPT_BATCH):
         if not v.accepting:
             return
@@ -61,8 +103,10 @@ cdef void on_listen(Core *e, int32_t vi) noexcept nogil:
                 epoll_ctl(e.ep, EPOLL_CTL_DEL, v.fd, NULL)
                 v.paused_until = e.now + 250
             return
-        if ((v.max_conn and v.active >= v.max_conn) or v.pool < 0
-                or not e.pools[v.pool].used):
+        # over the limit, or (queue mode) others already waiting: nobody overtakes the queue
+        wait = vip_full(v) or (v.queue and v.nqueued > 0)
+        if (v.pool < 0 or not e.pools[v.pool].used
+                or (wait and not (v.queue and v.nqueued < v.max_queue))):
             close(fd)
             cadd(e, v.slot, REFUSED, 1)
             continue
@@ -81,60 +125,140 @@ cdef void on_listen(Core *e, int32_t vi) noexcept nogil:
         v.active += 1
         cadd(e, v.slot, CONN_TOTAL, 1)
         cadd(e, v.slot, CONN_ACTIVE, 1)
-        if v.nodelay:
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
-        if v.keepalive:
-            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+        tcp_options(v, fd)
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
         ev.data.u64 = (<uint64_t> ci << 3) | TAG_CLIENT
         if epoll_ctl(e.ep, EPOLL_CTL_ADD, fd, &ev) < 0:
             cadd(e, v.slot, ERRORS, 1)
             close_conn(e, ci)
             continue
+        if wait:
+            queue_push(e, ci)
+            if not vip_full(v):
+                e.kick = 1            # the VIP has room: the head may be servable after this batch
+            continue
         connect_next(e, ci)
+
+
+cdef bint was_tried(Conn *c, int32_t mid) noexcept nogil:
+    cdef int k
+    for k in range(c.ntried):
+        if c.tried[k] == mid:
+            return True
+    return False
+
+
+cdef bint members_full(Core *e, Conn *c) noexcept nogil:
+    """Some member the connection has not tried would take it but for its max_connections."""
+    cdef EPool *p = &e.pools[c.pool]
+    cdef Sched *s
+    cdef int32_t *ids
+    cdef int g, i
+    if not p.used:
+        return False
+    for g in range(2):
+        s = &p.prim if g == 0 else &p.back
+        ids = p.pmid if g == 0 else p.bmid
+        for i in range(s.n):
+            if (s.m[i].ok and s.m[i].weight > 0 and s.m[i].max_conn and s.m[i].active != NULL
+                    and s.m[i].active[0] >= s.m[i].max_conn and not was_tried(c, ids[i])):
+                return True
+    return False
+
+
+cdef int connect_member(Core *e, int32_t ci, int32_t mid) noexcept nogil:
+    """Start a non-blocking connect to member mid. 0: connecting; 1: refused at once (try
+    another); -1: cannot (no socket, epoll refused)."""
+    cdef Conn *c = &e.conns[ci]
+    cdef EMember *m = &e.members[mid]
+    cdef int fd
+    cdef epoll_event ev
+    c.tried[c.ntried] = mid
+    c.ntried += 1
+    fd = socket(m.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+    if fd < 0:
+        cadd(e, e.vips[c.vip].slot, ERRORS, 1)
+        return -1
+    tcp_options(&e.vips[c.vip], fd)
+    if connect(fd, <sockaddr *> &m.addr, m.addrlen) == 0 or errno == EINPROGRESS:
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
+        ev.data.u64 = (<uint64_t> ci << 3) | TAG_SERVER
+        if epoll_ctl(e.ep, EPOLL_CTL_ADD, fd, &ev) < 0:
+            close(fd)
+            return -1
+        c.sfd = fd
+        c.mid = mid
+        c.state = ST_CONNECTING
+        c.s_rd = c.s_wr = 0
+        m.active += 1
+        wheel_arm(e, ci, e.pools[c.pool].connect_ms)
+        return 0
+    close(fd)                                   # refused at once (ECONNREFUSED, ENETUNREACH)
+    cadd(e, m.slot, ERRORS, 1)
+    return 1
 
 
 cdef void connect_next(Core *e, int32_t ci) noexcept nogil:
     cdef Conn *c = &e.conns[ci]
     cdef EPool *p = &e.pools[c.pool]
-    cdef EMember *m
+    cdef EVip *v = &e.vips[c.vip]
     cdef int32_t mid
-    cdef int fd, one = 1
-    cdef epoll_event ev
+    cdef int r
     while True:
-        if not p.used or c.ntried > p.retries or c.ntried >= 8:
+        if not p.used or c.ntried > p.retries or c.ntried >= MAX_TRIES:
             break
         mid = pick(e, c, IPPROTO_TCP)
         if mid < 0:
+            if v.queue and v.nqueued < v.max_queue and members_full(e, c):
+                queue_push(e, ci)               # wait for a member slot instead of refusing
+                return
             break
-        m = &e.members[mid]
-        c.tried[c.ntried] = mid
-        c.ntried += 1
-        fd = socket(m.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
-        if fd < 0:
-            cadd(e, e.vips[c.vip].slot, ERRORS, 1)
-            break
-        if e.vips[c.vip].nodelay:
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
-        if connect(fd, <sockaddr *> &m.addr, m.addrlen) == 0 or errno == EINPROGRESS:
-            ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
-            ev.data.u64 = (<uint64_t> ci << 3) | TAG_SERVER
-            if epoll_ctl(e.ep, EPOLL_CTL_ADD, fd, &ev) < 0:
-                close(fd)
-                break
-            c.sfd = fd
-            c.mid = mid
-            c.state = ST_CONNECTING
-            c.s_rd = c.s_wr = 0
-            m.active += 1
-            wheel_arm(e, ci, p.connect_ms)
+        r = connect_member(e, ci, mid)
+        if r == 0:
             return
-        close(fd)                                   # refused at once (ECONNREFUSED, ENETUNREACH)
-        cadd(e, m.slot, ERRORS, 1)
-    cadd(e, e.vips[c.vip].slot, REFUSED, 1)
-    if p.used:
-        cadd(e, p.slot, REFUSED, 1)
-    close_conn(e, ci)
+        if r < 0:
+            break
+    refuse(e, ci)
+
+
+cdef void queue_drain(Core *e) noexcept nogil:
+    """Serve queued connections while their VIP and a member have room (after a batch of events)."""
+    cdef int rnd, r
+    cdef int32_t vi, ci, mid
+    cdef EVip *v
+    cdef Conn *c
+    cdef EPool *p
+    for rnd in range(4):            # a connect refused at once while draining frees a slot: go round again
+        if not e.kick or not e.nqueued:
+            break
+        e.kick = 0
+        for vi in range(MAX_VIPS):
+            if not e.nqueued:
+                break
+            v = &e.vips[vi]
+            while v.used and v.nqueued:
+                if vip_full(v):
+                    break
+                ci = v.qhead
+                c = &e.conns[ci]
+                p = &e.pools[c.pool]
+                if not p.used or c.ntried > p.retries or c.ntried >= MAX_TRIES:
+                    queue_unlink(e, ci)
+                    refuse(e, ci)
+                    continue
+                mid = pick(e, c, IPPROTO_TCP)
+                if mid < 0:
+                    if members_full(e, c):
+                        break               # still waiting for a member slot; keep the order
+                    queue_unlink(e, ci)     # no member could ever take it now (all down, drained)
+                    refuse(e, ci)
+                    continue
+                queue_unlink(e, ci)
+                r = connect_member(e, ci, mid)
+                if r == 1:
+                    connect_next(e, ci)
+                elif r < 0:
+                    refuse(e, ci)
 
 
 cdef void connect_failed(Core *e, int32_t ci) noexcept nogil:
@@ -145,6 +269,8 @@ cdef void connect_failed(Core *e, int32_t ci) noexcept nogil:
     if m.active > 0:
         m.active -= 1
     c.mid = -1
+    if e.nqueued:
+        e.kick = 1                      # the member's slot frees for whoever waits
     connect_next(e, ci)
 
 
@@ -295,6 +421,7 @@ cdef void pump(Core *e, int32_t ci) noexcept nogil:
 
 cdef void on_tcp(Core *e, int32_t ci, int tag, uint32_t events) noexcept nogil:
     cdef Conn *c = &e.conns[ci]
+    cdef char peek
     if c.kind != K_TCP:
         return                          # freed earlier in this batch
     if tag == TAG_CLIENT:
@@ -305,6 +432,13 @@ cdef void on_tcp(Core *e, int32_t ci, int tag, uint32_t events) noexcept nogil:
         if c.state == ST_CONNECTING:
             if events & (EPOLLHUP | EPOLLERR):
                 close_conn(e, ci)     # the client gave up while we connected
+            return
+        if c.state == ST_QUEUED:
+            # a client that left the queue (reset, or closed without sending a byte) frees its place;
+            # one that sent its request and half-closed keeps it and is served
+            if (events & (EPOLLHUP | EPOLLERR)
+                    or (events & EPOLLRDHUP and recv(c.cfd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 0)):
+                close_conn(e, ci)
             return
     else:
         if c.state == ST_CONNECTING:

@@ -51,6 +51,7 @@ cdef extern from "<sys/socket.h>" nogil:
         MSG_NOSIGNAL
         MSG_DONTWAIT
         MSG_TRUNC
+        MSG_PEEK
 
     # fd, or -1: EMFILE/ENFILE (out of fds), ENOBUFS/ENOMEM
     int socket(int domain, int type, int protocol)
@@ -67,6 +68,8 @@ cdef extern from "<sys/socket.h>" nogil:
     int getsockname(int fd, sockaddr *addr, socklen_t *addrlen)
     # bytes sent, or -1: EAGAIN (buffer full), EPIPE/ECONNRESET (peer gone), ECONNREFUSED (UDP: an earlier ICMP)
     ssize_t send(int fd, const void *buf, size_t n, int flags)
+    # bytes received (0: peer's FIN), or -1: EAGAIN (nothing queued), ECONNRESET, EINTR
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
     # messages received (>= 1), or -1: EAGAIN (nothing queued), ECONNREFUSED (UDP: ICMP port unreachable), EINTR
     int recvmmsg(int fd, mmsghdr *msgs, unsigned int vlen, int flags, timespec *timeout)
     # messages sent (may be fewer than vlen), or -1: EAGAIN (first one would block), EINTR
@@ -101,6 +104,9 @@ cdef extern from "<netinet/in.h>" nogil:
 cdef extern from "<netinet/tcp.h>" nogil:
     enum:
         TCP_NODELAY
+        TCP_KEEPIDLE        # seconds idle before the first probe (1..32767)
+        TCP_KEEPINTVL       # seconds between probes (1..32767)
+        TCP_KEEPCNT         # unanswered probes before the connection is dropped (1..127)
 
 cdef extern from "<arpa/inet.h>" nogil:
     # dst, or NULL: ENOSPC (buffer too small)
