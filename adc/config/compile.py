@@ -13,10 +13,12 @@ Slot keys: `vip:NAME`, `pool:NAME`, `member:POOL/KEY` (KEY as in
 from __future__ import annotations
 
 import collections
+import math
 from typing import Iterable, Optional
 
 from adc.config.plan import (
     AccessLogPlan,
+    KeepalivePlan,
     MemberPlan,
     Plan,
     PoolPlan,
@@ -205,6 +207,8 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
             default_pool=v.default_pool,
             routes=[_route(v, i, r) for i, r in enumerate(v.routes)],
             tls=tls, max_connections=v.max_connections, idle_timeout=v.idle_timeout,
+            limit_action=v.limit_action, max_queue=v.max_queue, queue_timeout=v.queue_timeout,
+            tcp_nodelay=v.tcp_nodelay, tcp_keepalive=_keepalive(v),
             udp_flow_limit=v.udp_flow_limit, udp_one_shot=v.udp_one_shot,
             http=http_plan(v),
             slot=slots.slot(vip_key(v.name)),
@@ -216,6 +220,15 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
     g = cfg.global_
     access_log = AccessLogPlan(path=g.access_log.path, format=g.access_log.format) if g.access_log else None
     return Plan(revision=revision, vips=vips, pools=pools, drain_timeout=g.drain_timeout, access_log=access_log)
+
+
+def _keepalive(v: Vip) -> Optional[KeepalivePlan]:
+    """The kernel counts keepalive time in whole seconds: a fraction rounds up."""
+    ka = v.tcp_keepalive
+    if ka is None:
+        return None
+    return KeepalivePlan(idle=math.ceil(ka.idle) if ka.idle else 0,
+                         interval=math.ceil(ka.interval) if ka.interval else 0, count=ka.count or 0)
 
 
 def route_name(i: int, r: Route) -> str:

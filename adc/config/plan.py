@@ -149,6 +149,12 @@ class HttpPlan(msgspec.Struct, kw_only=True):
     member_idle_timeout: float = 15.0
 
 
+class KeepalivePlan(msgspec.Struct, kw_only=True):
+    idle: int = 0           # seconds; 0: the kernel's default
+    interval: int = 0
+    count: int = 0
+
+
 class VipPlan(msgspec.Struct, kw_only=True):
     name: str
     protocol: str                 # tcp | udp | http | https
@@ -159,6 +165,11 @@ class VipPlan(msgspec.Struct, kw_only=True):
     routes: list[RoutePlan] = []
     tls: Optional[TlsPlan] = None
     max_connections: Optional[int] = None
+    limit_action: str = "refuse"                # tcp: refuse | queue (over max_connections of VIP or members)
+    max_queue: int = 1024
+    queue_timeout: float = 30.0                 # 0: no limit
+    tcp_nodelay: bool = True
+    tcp_keepalive: Optional[KeepalivePlan] = None   # None: off
     idle_timeout: Optional[float] = None
     udp_flow_limit: int = 65536
     udp_one_shot: bool = False

@@ -397,6 +397,23 @@ class SniRoute(Strict):
     pool: Name
 
 
+class TcpKeepalive(Strict):
+    """TCP keepalive probes on a tcp VIP's client and member sockets (HAProxy: option tcpka,
+    tcpka-idle, tcpka-intvl, tcpka-cnt). An unset field keeps the kernel's default
+    (net.ipv4.tcp_keepalive_time, _intvl, _probes)."""
+    idle: Optional[Duration] = None         # silence before the first probe
+    interval: Optional[Duration] = None     # between unanswered probes
+    count: Optional[Annotated[int, Field(ge=1, le=127)]] = None   # unanswered probes before the connection drops
+
+    @field_validator("idle", "interval")
+    @classmethod
+    def _seconds(cls, v: Optional[float]) -> Optional[float]:
+        # the kernel counts whole seconds, 1..32767
+        if v is not None and not 1 <= v <= 32767:
+            raise ValueError(f"must be 1s..32767s (got {format_duration(v)})")
+        return v
+
+
 class Vip(Strict):
     name: Name
     address: IPAddress
@@ -406,6 +423,13 @@ class Vip(Strict):
     routes: list[Route] = []
     tls: Optional[VipTls] = None
     max_connections: Optional[Annotated[int, Field(ge=1)]] = None
+    # tcp VIPs, over max_connections (the VIP's, or every member's): refuse the client, or accept it
+    # and make it wait for a slot (HAProxy: maxconn with a queue, maxqueue, timeout queue)
+    limit_action: Literal["refuse", "queue"] = "refuse"
+    max_queue: Annotated[int, Field(ge=1, le=1000000)] = 1024
+    queue_timeout: Duration = 30.0      # a client waits at most this long, then is closed (0: no limit)
+    tcp_nodelay: bool = True            # tcp VIPs: TCP_NODELAY on client and member sockets
+    tcp_keepalive: Optional[TcpKeepalive] = None    # tcp VIPs: keepalive probes on both sockets; unset: off
     idle_timeout: Optional[Duration] = None
     udp_flow_limit: Annotated[int, Field(ge=1)] = 65536
     udp_one_shot: bool = False

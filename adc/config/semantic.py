@@ -256,6 +256,7 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
         if v.http is not None and not l7:
             rep.error(("vips", i, "http"), f"{where}: http",
                       f"http settings apply to http and https VIPs (this one is {v.protocol}); remove them")
+        _fast_path_options(rep, i, v, where, sni)
 
         seen_routes: dict[str, int] = {}
         for j, r in enumerate(v.routes):
@@ -297,6 +298,23 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
 
 
 _KNOWN_MATCH = {"host", "path", "path_prefix", "path_regex", "method", "header", "query"}
+
+
+def _fast_path_options(rep: _Report, i: int, v: Vip, where: str, sni: list) -> None:
+    """The queue and the TCP options are the L4 fast path's: tcp VIPs without sni_routes."""
+    if v.protocol == "tcp" and not sni:
+        return
+    what = "a tcp VIP with sni_routes" if sni else f"a {v.protocol} VIP"
+    if v.limit_action == "queue":
+        rep.error(("vips", i, "limit_action"), f"{where}: limit_action",
+                  f"queue is done by the L4 fast path, for tcp VIPs without sni_routes (this is {what}); "
+                  f"use limit_action: refuse")
+    if v.tcp_keepalive is not None:
+        rep.error(("vips", i, "tcp_keepalive"), f"{where}: tcp_keepalive",
+                  f"set by the L4 fast path, for tcp VIPs without sni_routes (this is {what}); remove it")
+    if not v.tcp_nodelay:
+        rep.error(("vips", i, "tcp_nodelay"), f"{where}: tcp_nodelay",
+                  f"set by the L4 fast path, for tcp VIPs without sni_routes (this is {what}); remove it")
 
 
 def _methods(m: RouteMatch) -> Optional[set[str]]:

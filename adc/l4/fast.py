@@ -272,14 +272,19 @@ class _FastListener(Listener):
 
 
 class FastTcpListener(_FastListener):
-    """A tcp VIP spliced by the engine: connect with timeout and retry, PROXY header, idle timeout."""
+    """A tcp VIP spliced by the engine: connect with timeout and retry, PROXY header, idle timeout,
+    limits with a queue, TCP_NODELAY and keepalive."""
 
     kind = "tcp"
 
     def _params(self, vip: VipPlan) -> dict:
+        ka = vip.tcp_keepalive
         return dict(pool=self.host.pool_id(vip.default_pool), slot=vip.slot,
                     max_conn=vip.max_connections or 0, idle_timeout=vip.idle_timeout or 0.0,
-                    nodelay=True, keepalive=True)
+                    queue=vip.limit_action == "queue", max_queue=vip.max_queue,
+                    queue_timeout=vip.queue_timeout, nodelay=vip.tcp_nodelay, keepalive=ka is not None,
+                    keepalive_idle=ka.idle if ka else 0, keepalive_interval=ka.interval if ka else 0,
+                    keepalive_count=ka.count if ka else 0)
 
 
 class FastUdpListener(_FastListener):
