@@ -101,9 +101,10 @@ cdef class Request:
     """adc.l7.http1.Request as an extension type (same attributes, same methods)."""
     cdef public object method, target, path, query, minor, fields, host, authority
     cdef public object content_length, chunked, keep_alive, upgrade, expect_continue
-    cdef public object absolute, te_trailers, head_size, xff, request_id
+    cdef public object absolute, te_trailers, head_size, xff, request_id, te_codings
 
     def __cinit__(self):
+        self.te_codings = None
         self.upgrade = None
         self.expect_continue = False
         self.absolute = False
@@ -127,7 +128,7 @@ cdef class Request:
 cdef class Response:
     """adc.l7.http1.Response as an extension type."""
     cdef public object status, reason, minor, fields, content_length, chunked
-    cdef public object keep_alive, no_body, until_close, upgrade
+    cdef public object keep_alive, no_body, until_close, upgrade, te_codings
 
     def field(self, name):
         for k, v in self.fields:
@@ -340,6 +341,8 @@ def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
             names.append(cm.group(1).lower())
         if names[len(names) - 1] != b"chunked" or names.count(b"chunked") != 1:
             raise err("Transfer-Encoding must end in exactly one chunked")
+        if len(names) > 1:
+            r.te_codings = b", ".join(names[:len(names) - 1])
         r.chunked = True
         r.content_length = None
     else:
@@ -453,6 +456,7 @@ def parse_response_head(bytes head, bytes method, limits=DEFAULT_LIMITS):
     r.chunked = False
     r.content_length = None
     r.until_close = False
+    r.te_codings = None
     if status < 200 or status == 204 or status == 304 or method == b"HEAD":
         r.no_body = True
         if method == b"HEAD" and cl is not None and status >= 200:
@@ -470,10 +474,13 @@ def parse_response_head(bytes head, bytes method, limits=DEFAULT_LIMITS):
                 names.append(cm.group(1).lower())
             if names[len(names) - 1] == b"chunked" and names.count(b"chunked") == 1:
                 r.chunked = True
+                if len(names) > 1:
+                    r.te_codings = b", ".join(names[:len(names) - 1])
             elif b"chunked" in names:
                 raise err("chunked is not the last coding")
             else:
                 r.until_close = True
+                r.te_codings = b", ".join(names)
                 keep = False
         elif cl is not None:
             r.content_length = cl

@@ -167,7 +167,7 @@ class Request:
     """A parsed request head. `fields` keeps every end-to-end field as received (name, value)."""
     __slots__ = ("method", "target", "path", "query", "minor", "fields", "host", "authority",
                  "content_length", "chunked", "keep_alive", "upgrade", "expect_continue",
-                 "absolute", "te_trailers", "head_size", "xff", "request_id")
+                 "absolute", "te_trailers", "head_size", "xff", "request_id", "te_codings")
 
     def __init__(self):
         self.upgrade = None
@@ -175,6 +175,7 @@ class Request:
         self.absolute = False
         self.te_trailers = False
         self.request_id = None
+        self.te_codings = None       # transfer codings before chunked ("gzip"), forwarded with it
 
     @property
     def has_body(self) -> bool:
@@ -287,6 +288,8 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
             names.append(cm.group(1).lower())
         if names[-1] != b"chunked" or names.count(b"chunked") != 1:
             raise err("Transfer-Encoding must end in exactly one chunked")
+        if len(names) > 1:
+            r.te_codings = b", ".join(names[:-1])
         r.chunked = True
         r.content_length = None
     else:
@@ -339,7 +342,7 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
 
 class Response:
     __slots__ = ("status", "reason", "minor", "fields", "content_length", "chunked",
-                 "keep_alive", "no_body", "until_close", "upgrade")
+                 "keep_alive", "no_body", "until_close", "upgrade", "te_codings")
 
     def field(self, name: bytes) -> Optional[bytes]:
         for k, v in self.fields:
@@ -400,6 +403,7 @@ def parse_response_head(head: bytes, method: bytes, limits: Limits = DEFAULT_LIM
     r.chunked = False
     r.content_length = None
     r.until_close = False
+    r.te_codings = None
     if status < 200 or status == 204 or status == 304 or method == b"HEAD":
         r.no_body = True
         # a HEAD answer may carry the Content-Length of the GET: pass it on
@@ -418,10 +422,13 @@ def parse_response_head(head: bytes, method: bytes, limits: Limits = DEFAULT_LIM
                 names.append(cm.group(1).lower())
             if names[-1] == b"chunked" and names.count(b"chunked") == 1:
                 r.chunked = True
+                if len(names) > 1:
+                    r.te_codings = b", ".join(names[:-1])
             elif b"chunked" in names:
                 raise err("chunked is not the last coding")
             else:
                 r.until_close = True
+                r.te_codings = b", ".join(names)
                 keep = False
         elif cl is not None:
             r.content_length = cl

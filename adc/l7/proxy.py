@@ -641,7 +641,10 @@ class ClientConn:
             else:
                 self.request_id = have
         if req.chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
+            if req.te_codings is None:
+                parts.append(b"transfer-encoding: chunked\r\n")
+            else:
+                parts.append(b"transfer-encoding: %b, chunked\r\n" % req.te_codings)
         elif req.content_length is not None:
             parts.append(b"content-length: %d\r\n" % req.content_length)
         if req.upgrade is not None:
@@ -903,7 +906,11 @@ class ClientConn:
         elif resp.content_length is not None:
             parts.append(b"content-length: %d\r\n" % resp.content_length)
         elif req.minor == 1:
-            parts.append(b"transfer-encoding: chunked\r\n")
+            if resp.te_codings is None:
+                parts.append(b"transfer-encoding: chunked\r\n")
+            else:
+                # codings other than chunked (gzip, ...) stay on the body: say so
+                parts.append(b"transfer-encoding: %b, chunked\r\n" % resp.te_codings)
             self.out_chunked = True
         else:
             self.close_after = True

@@ -270,3 +270,14 @@ def test_core_refuses_each_case_with_both_scanners(monkeypatch, case, scanner):
     with pytest.raises(http1.ClientProtocolError) as e:
         parse(case.request[:end + 4])
     assert e.value.status == case.status
+
+
+def test_transfer_codings_before_chunked_are_kept_both_ways():
+    resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    with RawBackend(resp) as m, Proxy(vip(), [pool("p", [m.port])]) as p:
+        n = m.mark()
+        answer = raw_exchange(p.port, b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n"
+                              b"Connection: close\r\n\r\n2\r\nxy\r\n0\r\n\r\n", timeout=2)
+        assert b"transfer-encoding: gzip, chunked\r\n" in answer
+        assert answer.endswith(b"3\r\nabc\r\n0\r\n\r\n")
+        assert b"transfer-encoding: gzip, chunked\r\n" in m.since(n)
