@@ -22,6 +22,34 @@ class Ctx:
     pass
 
 
+def tcp_sockopts():
+    """This process's connected TCP sockets as the engine left them: ports and TCP options."""
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            s = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if s.type != socket.SOCK_STREAM or s.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                peer = s.getpeername()
+            except OSError:
+                continue                    # a listener
+            out.append(dict(local=s.getsockname()[1], peer=peer[1],
+                            nodelay=s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                            keepalive=s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                            idle=s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                            interval=s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                            count=s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)))
+        finally:
+            s.close()
+    return out
+
+
 async def main():
     cfg = json.loads(sys.argv[1])
     loop = asyncio.get_running_loop()
@@ -101,6 +129,10 @@ async def main():
             out = dict(host.engine.stats(), violations=host.engine.check(),
                        member_active={k: host.engine.member_active(mid) for k, mid in
                                       ((f"{p}/{key}", mid) for (p, key), mid in host._mids.items())})
+        elif cmd == "queued":
+            out = listeners[req["vip"]].host.engine.vip_queued(listeners[req["vip"]].vid)
+        elif cmd == "sockopts":
+            out = tcp_sockopts()
         elif cmd == "rss":
             with open("/proc/self/status") as f:
                 out = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
