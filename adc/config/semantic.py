@@ -304,7 +304,7 @@ def _fast_path_options(rep: _Report, i: int, v: Vip, where: str, sni: list) -> N
     """The queue and the TCP options are the L4 fast path's: tcp VIPs without sni_routes."""
     if v.protocol == "tcp" and not sni:
         return
-    what = "a tcp VIP with sni_routes" if sni else f"a {v.protocol} VIP"
+    what = "a tcp VIP with sni_routes" if sni else f"{'an' if v.protocol.startswith('http') else 'a'} {v.protocol} VIP"
     if v.limit_action == "queue":
         rep.error(("vips", i, "limit_action"), f"{where}: limit_action",
                   f"queue is done by the L4 fast path, for tcp VIPs without sni_routes (this is {what}); "
