@@ -492,7 +492,9 @@ class ClientConn:
         self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
         if self.member is not None:
             self.ctr.inc(self.member.slot, TIMEOUTS, 1)
-        if self.req_done:
+        if self.wpaused:
+            self._abort("cD", 408)          # the client stopped reading the response
+        elif self.req_done:
             self._abort("sH" if self.rstate != R_BODY else "sD", 504)
         else:
             self._abort("cD", 408)
