@@ -158,12 +158,19 @@ _ADC_LAST_ERROR = [""]
 def start_proxy(name: str, pr: Procs, wd: str, ports: Ports, certs: dict, adcd: str | None,
                 nofile: int, idle_conns: int):
     """Start one proxy under test; returns (Proc, set of VIPs it could not serve, note)."""
-    if name == "haproxy":
-        cfg = configs.haproxy_proxy(wd, ports, certs, nofile, idle_conns)
-        return pr.start("haproxy", ["haproxy", "-db", "-f", cfg], PROXY_CORE), set(), ""
-    if name == "nginx":
-        cfg = configs.nginx_proxy(wd, ports, certs, nofile)
-        return pr.start("nginx", ["nginx", "-p", os.path.join(wd, "nginx-proxy"), "-c", cfg], PROXY_CORE), set(), ""
+    if name in ("haproxy", "nginx"):
+        if name == "haproxy":
+            cfg = configs.haproxy_proxy(wd, ports, certs, nofile, idle_conns)
+            p = pr.start("haproxy", ["haproxy", "-db", "-f", cfg], PROXY_CORE)
+        else:
+            cfg = configs.nginx_proxy(wd, ports, certs, nofile)
+            p = pr.start("nginx", ["nginx", "-p", os.path.join(wd, "nginx-proxy"), "-c", cfg], PROXY_CORE)
+        # listening means started: memory read before that would be the exec's, not the proxy's
+        if not procs.wait_tcp(HOST, ports.http, 15, p):
+            tail = p.log_tail()
+            pr.stop(p)
+            raise RuntimeError(f"{name} did not start: " + (tail[-600:] or "no output"))
+        return p, set(), ""
     if adcd is None:
         raise RuntimeError("adcd is not installed (pip install -e . in the venv)")
     # the full config first; if adcd refuses it, without the TLS VIPs, then without UDP too,
@@ -265,8 +272,21 @@ def measure(s: scenarios.Scenario, proxy, backends: list, ports: Ports, duration
     return run
 
 
+def _settle(proxy, limit: float = 20) -> None:
+    """Wait until the proxy has gone idle (less than 2% of a core over half a second)."""
+    deadline = time.monotonic() + limit
+    last = procs.cpu_seconds(proxy.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = procs.cpu_seconds(proxy.pid)
+        if now - last < 0.01:
+            return
+        last = now
+
+
 def measure_memory(name: str, port: int, request, proxy, loadgen: str, pr: Procs, conns: int,
                    hold: float) -> dict:
+    _settle(proxy)
     before = procs.rss_bytes(proxy.pid)
     argv = [loadgen, "idle", HOST, str(port), "-c", str(conns), "-d", str(hold)]
     if request:
@@ -280,14 +300,7 @@ def measure_memory(name: str, port: int, request, proxy, loadgen: str, pr: Procs
             ready = int(line.split()[1])
             # the kernel completes a client's handshake before the proxy accepts it: wait until
             # the proxy has gone idle (accepted all, connected its members) before reading RSS
-            settle_deadline = time.monotonic() + 20
-            last = procs.cpu_seconds(proxy.pid)
-            while time.monotonic() < settle_deadline:
-                time.sleep(0.5)
-                now = procs.cpu_seconds(proxy.pid)
-                if now - last < 0.02:
-                    break
-                last = now
+            _settle(proxy)
             after = procs.rss_bytes(proxy.pid)
         else:
             raise RuntimeError(f"idle connections never all opened ({line.strip() or 'no output'})")
