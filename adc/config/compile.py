@@ -18,6 +18,7 @@ from typing import Iterable, Optional
 
 from adc.config.plan import (
     AccessLogPlan,
+    CircuitBreakerPlan,
     KeepalivePlan,
     MemberPlan,
     Plan,
@@ -27,7 +28,7 @@ from adc.config.plan import (
     VipPlan,
     listener_key,
 )
-from adc.config.schema import Config, Route, Vip
+from adc.config.schema import Config, Pool, Route, Vip
 from adc.l7.compile import http_plan, route_fields
 
 ADMIN_STATES = ("enabled", "drain", "maint")
@@ -190,6 +191,7 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
             name=p.name, algorithm=p.algorithm, members=members, hash_key=p.hash_key,
             proxy_protocol=p.proxy_protocol, slow_start=p.slow_start, connect_timeout=p.connect_timeout,
             retries=p.retries, slot=slots.slot(pool_key(p.name)),
+            circuit_breaker=_breaker(p),
         ))
         if p.tls is not None:
             from adc.tls.plan import upstream_tls_plan
@@ -220,6 +222,15 @@ def compile_plan(cfg: Config, revision: int, slots: SlotAllocator,
     g = cfg.global_
     access_log = AccessLogPlan(path=g.access_log.path, format=g.access_log.format) if g.access_log else None
     return Plan(revision=revision, vips=vips, pools=pools, drain_timeout=g.drain_timeout, access_log=access_log)
+
+
+def _breaker(p: Pool) -> Optional[CircuitBreakerPlan]:
+    """No plan when no limit is set: the data paths then skip the checks."""
+    cb = p.circuit_breaker
+    if cb is None or (cb.max_connections is None and cb.max_pending is None and cb.max_requests is None):
+        return None
+    return CircuitBreakerPlan(max_connections=cb.max_connections, max_pending=cb.max_pending,
+                              max_requests=cb.max_requests)
 
 
 def _keepalive(v: Vip) -> Optional[KeepalivePlan]:

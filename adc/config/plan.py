@@ -36,6 +36,13 @@ class UpstreamTlsPlan(msgspec.Struct, kw_only=True):
     version: str = ""                 # sha256 of the files: a renewed CA or client certificate is a change
 
 
+class CircuitBreakerPlan(msgspec.Struct, kw_only=True):
+    """Per-worker pool limits; None: no limit."""
+    max_connections: Optional[int] = None
+    max_pending: Optional[int] = None
+    max_requests: Optional[int] = None
+
+
 class PoolPlan(msgspec.Struct, kw_only=True):
     name: str
     algorithm: str = "round_robin"
@@ -47,6 +54,7 @@ class PoolPlan(msgspec.Struct, kw_only=True):
     retries: int = 2
     slot: int = 0
     tls: Optional[UpstreamTlsPlan] = None
+    circuit_breaker: Optional[CircuitBreakerPlan] = None
 
 
 class HeaderOpsPlan(msgspec.Struct, kw_only=True):

@@ -198,6 +198,13 @@ class OutlierDetection(Strict):
     max_ejected_percent: Annotated[int, Field(ge=0, le=100)] = 50
 
 
+class CircuitBreaker(Strict):
+    """Per-pool limits, per worker (Envoy's names): over one, L7 answers 503 at once and L4 refuses."""
+    max_connections: Optional[Annotated[int, Field(ge=1, le=10_000_000)]] = None   # member connections of the pool
+    max_pending: Optional[Annotated[int, Field(ge=1, le=10_000_000)]] = None       # L7: requests waiting for a connect
+    max_requests: Optional[Annotated[int, Field(ge=1, le=10_000_000)]] = None      # L7: requests in flight to the pool
+
+
 class Pool(Strict):
     name: Name
     algorithm: Algorithm = "round_robin"
@@ -206,6 +213,7 @@ class Pool(Strict):
     monitors: list[Name] = []
     monitors_required: Union[Literal["all", "any"], Annotated[int, Field(ge=1, le=32)]] = "all"
     outlier_detection: Optional[OutlierDetection] = None
+    circuit_breaker: Optional[CircuitBreaker] = None
     fail_open: bool = False     # when no member is up, send to all of them rather than to none
     members: list[Member] = []
     hash_key: Literal["source", "five_tuple"] = "source"
