@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import socket
+import time
 from typing import Iterable, Optional
 
 from adc.config.plan import MemberPlan, PoolPlan, VipPlan
 from adc.lb import make_scheduler
+
+logger = logging.getLogger("adc.pool")
 
 
 class MemberRuntime:
@@ -52,6 +56,51 @@ class MemberRuntime:
         return f"<member {self.pool}/{self.key} {self.state} w={self.weight}>"
 
 
+class Breaker:
+    """A pool's circuit breaker in one worker (L7): its limits and what is in flight now.
+
+    The same object outlives applies (PoolRuntime hands it on), so requests that
+    started on an older plan are counted until they end. `requests`: requests
+    given a member and not yet finished; `pending`: connects to a member in
+    progress. At L7 a request in flight holds one member connection (HTTP/1.1),
+    so max_connections bounds the same count as max_requests; idle kept-alive
+    connections are not counted.
+    """
+    __slots__ = ("pool", "max_connections", "max_pending", "max_requests", "requests", "pending",
+                 "_logged")
+
+    def __init__(self, pool: str):
+        self.pool = pool
+        self.requests = 0
+        self.pending = 0
+        self._logged = 0.0
+        self.set_limits(None)
+
+    def set_limits(self, plan) -> None:
+        self.max_connections = plan.max_connections if plan is not None else None
+        self.max_pending = plan.max_pending if plan is not None else None
+        self.max_requests = plan.max_requests if plan is not None else None
+
+    def over(self, new_connection: bool) -> Optional[str]:
+        """Why a new request must not go to the pool now (logged at most once a second), or None."""
+        if self.max_requests is not None and self.requests >= self.max_requests:
+            why = f"{self.requests} requests in flight (max_requests {self.max_requests})"
+        elif self.max_connections is not None and self.requests >= self.max_connections:
+            why = f"{self.requests} member connections in use (max_connections {self.max_connections})"
+        elif new_connection and self.max_pending is not None and self.pending >= self.max_pending:
+            why = f"{self.pending} connects pending (max_pending {self.max_pending})"
+        else:
+            return None
+        now = time.monotonic()
+        if now - self._logged >= 1.0:
+            self._logged = now
+            logger.warning("pool %r circuit open: %s", self.pool, why)
+        return why
+
+    def connect_done(self, _task) -> None:
+        self.pending -= 1
+
+
 class PoolRuntime:
     """Chooses a member for a new flow: primaries first, backups only when no primary is usable."""
 
@@ -69,6 +118,12 @@ class PoolRuntime:
                 m.update(mp)
             self.members.append(m)
         self.by_key = {m.key: m for m in self.members}
+        # None when the pool has no circuit_breaker: the L7 path then checks nothing
+        self.breaker: Optional[Breaker] = None
+        if plan.circuit_breaker is not None:
+            old_b = previous.breaker if previous is not None else None
+            self.breaker = old_b if old_b is not None else Breaker(plan.name)
+            self.breaker.set_limits(plan.circuit_breaker)
         self._rebuild()
 
     def _rebuild(self) -> None:

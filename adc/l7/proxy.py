@@ -13,7 +13,8 @@ other side stops reading, so a body is never buffered whole.
 
 Counters (per VIP slot): conn_total/conn_active are client connections,
 bytes_in/out client bytes, requests, errors (answers of 4xx/5xx we generate
-and aborted exchanges), timeouts, refused (over max_connections). Per member
+and aborted exchanges), timeouts, refused (over max_connections or a pool circuit
+breaker; the pool slot counts the latter too). Per member
 and pool slot: conn_total/requests are requests sent, conn_active requests in
 flight, bytes_in request bytes sent to the member, bytes_out response bytes
 received from it, errors, timeouts.
@@ -692,6 +693,19 @@ class ClientConn:
             else:
                 self._local(502, term="SC")
             return
+        key = (m.address, m.port)
+        up = self.listener.upstreams.take(key)
+        cb = pool.breaker
+        if cb is not None:
+            # circuit breaker (adc.runtime.Breaker): over a pool limit, 503 now rather than pile on
+            if cb.over(up is None) is not None:
+                if up is not None:
+                    self.listener.upstreams.put(up)
+                self.ctr.inc(pool.slot, REFUSED, 1)
+                self.ctr.inc(self.vs.slot, REFUSED, 1)
+                self._local(503, term="PQ")
+                return
+            cb.requests += 1
         self.member = m
         self.log_member = m.key
         m.active += 1
@@ -700,13 +714,14 @@ class ClientConn:
         ctr.inc(m.slot, CONN_ACTIVE, 1)
         ctr.inc(m.slot, REQUESTS, 1)
         ctr.inc(pool.slot, REQUESTS, 1)
-        key = (m.address, m.port)
-        up = self.listener.upstreams.take(key)
         if up is not None:
             self.t_connect = self.loop.time()
             self._attach(up, True)
         else:
             self.connect_task = self.loop.create_task(self._connect(m, key))
+            if cb is not None:
+                cb.pending += 1
+                self.connect_task.add_done_callback(cb.connect_done)
 
     async def _connect(self, m, key):
         lst = self.listener
@@ -1005,6 +1020,8 @@ class ClientConn:
             self.member = None
             m.active -= 1
             self.ctr.dec(m.slot, CONN_ACTIVE, 1)
+            if self.pool.breaker is not None:
+                self.pool.breaker.requests -= 1
             if error:
                 self.ctr.inc(m.slot, ERRORS, 1)
 
