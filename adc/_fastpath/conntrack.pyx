@@ -156,6 +156,8 @@ cdef void close_conn(Core *e, int32_t ci) noexcept nogil:
         m = &e.members[c.mid]
         if m.active > 0:
             m.active -= 1
+        if c.kind == K_TCP and e.pools[c.pool].active > 0:
+            e.pools[c.pool].active -= 1      # counted from connect_member (tcp.pyx)
         if c.counted:
             csub(e, m.slot, CONN_ACTIVE, 1)
     c.kind = K_FREE

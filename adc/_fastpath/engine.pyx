@@ -256,6 +256,10 @@ cdef class Engine:
         m.slot = slot
         m.used = 1
 
+    def pool_active(self, int pid):
+        """TCP connections of this engine with a member socket in pool pid (its circuit breaker's count)."""
+        return self.e.pools[pid].active if 0 <= pid < MAX_POOLS else 0
+
     def member_active(self, int mid):
         return self.e.members[mid].active if 0 <= mid < MAX_MEMBERS else 0
 
@@ -273,8 +277,10 @@ cdef class Engine:
             self._pool_free(pid)
 
     def set_pool(self, int pid, str algorithm, list members, bint five_tuple=False, int proxy=0,
-                 double connect_timeout=3.0, int retries=2, int slot=0):
+                 double connect_timeout=3.0, int retries=2, int slot=0, int max_conn=0):
         """Replace pool `pid`. members: [(mid, weight, max_conn or 0, eligible, backup, key str)].
+        max_conn: the circuit breaker's max_connections across the members (0: none); the
+        count of open member connections survives the replacement.
 
         eligible: may take new flows (admin enabled and health up); drained members
         are not eligible but their open flows continue. Called on every apply and
@@ -299,6 +305,7 @@ cdef class Engine:
         p.retries = retries if 0 <= retries <= 7 else 7
         p.connect_ms = <uint32_t> (connect_timeout * 1000) if connect_timeout > 0 else 3000
         p.slot = slot
+        p.max_conn = max_conn if max_conn > 0 else 0
         p.used = 1
         self._dispatch()            # members may have come up or had their limits raised
 
@@ -468,6 +475,7 @@ cdef class Engine:
         bad = []
         vip_n = {}
         mem_n = {}
+        pool_n = {}
         in_wheel = set()
         for s in range(WHEEL):
             prev = -1
@@ -493,6 +501,8 @@ cdef class Engine:
             vip_n[c.vip] = vip_n.get(c.vip, 0) + 1
             if c.mid >= 0:
                 mem_n[c.mid] = mem_n.get(c.mid, 0) + 1
+                if c.kind == K_TCP:
+                    pool_n[c.pool] = pool_n.get(c.pool, 0) + 1
             if c.tw_slot >= 0 and i not in in_wheel:
                 bad.append(f"conn {i}: says wheel slot {c.tw_slot} but is not linked there")
             if c.kind == K_TCP:
@@ -534,6 +544,9 @@ cdef class Engine:
         for i in range(MAX_MEMBERS):
             if self.e.members[i].used and self.e.members[i].active != mem_n.get(i, 0):
                 bad.append(f"member {i}: active {self.e.members[i].active}, conns {mem_n.get(i, 0)}")
+        for i in range(MAX_POOLS):
+            if self.e.pools[i].used and self.e.pools[i].active != pool_n.get(i, 0):
+                bad.append(f"pool {i}: active {self.e.pools[i].active}, tcp conns {pool_n.get(i, 0)}")
         return bad
 
     def stats(self):

@@ -56,6 +56,8 @@ cdef struct EPool:
     uint8_t retries
     uint32_t connect_ms
     int32_t slot
+    uint32_t max_conn         # circuit breaker max_connections across the members; 0: no limit
+    uint32_t active           # TCP connections of this engine with a member socket of the pool (kept by set_pool)
 
 cdef struct EVip:
     int fd

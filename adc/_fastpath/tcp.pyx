@@ -14,11 +14,12 @@ Per connection:
     its pipe is empty; the connection ends when both directions have ended, on
     an error, on the idle timeout, or by kill.
 
-Limits (max_connections of the VIP, of each member): over a limit a client is
+Limits (max_connections of the VIP, of each member, and the pool's circuit
+breaker max_connections across its members): over a limit a client is
 refused (closed at once, counted `refused`) or, when the VIP queues, accepted
 and put in the VIP's FIFO queue (state ST_QUEUED: no member socket, the timer
 is the queue timeout). A queued connection waits while the VIP is at its limit
-or every member that could take it is at its own; it is refused when the queue
+or its pool, or every member that could take it, is at its own; it is refused when the queue
 is full or no member could ever take it. Whenever a slot frees (a connection
 closes, a connect fails, a limit or member changes) the engine sets `kick`,
 and queue_drain serves the heads of the queues after the batch of events.
@@ -69,6 +70,11 @@ cdef inline void tcp_options(EVip *v, int fd) noexcept nogil:
 cdef inline bint vip_full(EVip *v) noexcept nogil:
     """The VIP serves max_conn connections already (queued ones hold no slot)."""
     return v.max_conn != 0 and v.active - v.nqueued >= v.max_conn
+
+
+cdef inline bint pool_full(EPool *p) noexcept nogil:
+    """The pool's circuit breaker: its members hold max_conn connections of this engine already."""
+    return p.max_conn != 0 and p.active >= p.max_conn
 
 
 cdef void refuse(Core *e, int32_t ci) noexcept nogil:
@@ -191,6 +197,7 @@ cdef int connect_member(Core *e, int32_t ci, int32_t mid) noexcept nogil:
         c.state = ST_CONNECTING
         c.s_rd = c.s_wr = 0
         m.active += 1
+        e.pools[c.pool].active += 1
         wheel_arm(e, ci, e.pools[c.pool].connect_ms)
         return 0
     close(fd)                                   # refused at once (ECONNREFUSED, ENETUNREACH)
@@ -207,6 +214,11 @@ cdef void connect_next(Core *e, int32_t ci) noexcept nogil:
     while True:
         if not p.used or c.ntried > p.retries or c.ntried >= MAX_TRIES:
             break
+        if pool_full(p):
+            if v.queue and v.nqueued < v.max_queue:
+                queue_push(e, ci)               # wait for the pool to have room
+                return
+            break                               # refused: counted on the VIP and the pool
         mid = pick(e, c, IPPROTO_TCP)
         if mid < 0:
             if v.queue and v.nqueued < v.max_queue and members_full(e, c):
@@ -246,6 +258,8 @@ cdef void queue_drain(Core *e) noexcept nogil:
                     queue_unlink(e, ci)
                     refuse(e, ci)
                     continue
+                if pool_full(p):
+                    break                   # the pool's circuit breaker: wait for a member connection to end
                 mid = pick(e, c, IPPROTO_TCP)
                 if mid < 0:
                     if members_full(e, c):
@@ -268,6 +282,8 @@ cdef void connect_failed(Core *e, int32_t ci) noexcept nogil:
     c.sfd = -1
     if m.active > 0:
         m.active -= 1
+    if e.pools[c.pool].active > 0:
+        e.pools[c.pool].active -= 1
     c.mid = -1
     if e.nqueued:
         e.kick = 1                      # the member's slot frees for whoever waits

@@ -130,7 +130,8 @@ class EngineHost:
         p = pool.plan
         now = self.ctx.loop.time()
         weights = [self._weight(name, m, p.slow_start, now) for m in pool.members]
-        sig = (id(pool), p.algorithm, p.hash_key, p.proxy_protocol, p.connect_timeout, p.retries, p.slot,
+        cb_max = (p.circuit_breaker.max_connections or 0) if p.circuit_breaker is not None else 0
+        sig = (id(pool), p.algorithm, p.hash_key, p.proxy_protocol, p.connect_timeout, p.retries, p.slot, cb_max,
                tuple((m.key, m.address, m.port, w, m.backup, m.admin, m.health, m.max_connections,
                       m.slot) for m, w in zip(pool.members, weights)))
         if self._sig.get(name) == sig:
@@ -142,7 +143,8 @@ class EngineHost:
                             m.backup, m.key))
         self.engine.set_pool(pid, p.algorithm, members, five_tuple=p.hash_key == "five_tuple",
                              proxy=PROXY_VERSIONS.get(p.proxy_protocol, 0),
-                             connect_timeout=p.connect_timeout, retries=p.retries, slot=p.slot)
+                             connect_timeout=p.connect_timeout, retries=p.retries, slot=p.slot,
+                             max_conn=cb_max)
         self._sig[name] = sig
 
     def _weight(self, pool: str, m, slow_start: float, now: float) -> int:

@@ -100,6 +100,14 @@ class TcpConn(asyncio.Protocol):
         pool = ctx.pools.get(self.vip.default_pool or "")
         if pool is None:
             return self._fail("no pool")
+        cb = pool.breaker
+        if cb is not None and cb.max_connections is not None \
+                and sum(m.active for m in pool.members) >= cb.max_connections:
+            # the pool's circuit breaker, as the engine applies it (adc/_fastpath/tcp.pyx)
+            ctx.counters.inc(pool.slot, REFUSED)
+            ctx.counters.inc(self.vip.slot, REFUSED)
+            self.close()
+            return
         key = flow_key(self.client[0], self.client[1], pool.plan.hash_key, self.local[0], self.local[1])
         tried: list[MemberRuntime] = []
         for _ in range(pool.plan.retries + 1):
