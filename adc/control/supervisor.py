@@ -463,6 +463,8 @@ class Supervisor:
         for mp in pl.members:
             for k, v in self.counters(mp.slot).items():
                 tot[k] += v
+        # a refusal (circuit breaker) happens before a member is chosen: only the pool's own slot has it
+        tot["refused"] += self.counters(pl.slot).get("refused", 0)
         return tot
 
     # ============================================================ conn table
