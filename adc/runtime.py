@@ -102,7 +102,13 @@ class Breaker:
 
 
 class PoolRuntime:
-    """Chooses a member for a new flow: primaries first, backups only when no primary is usable."""
+    """Chooses a member for a new flow: primaries first, backups only when no primary is usable.
+
+    Built from a plan at Prepare, it shares the member and breaker objects of
+    the running pool (their counts of open connections must carry over) but
+    changes none of them until `activate()` at Commit: an apply that is
+    aborted leaves the running pool exactly as it was.
+    """
 
     def __init__(self, plan: PoolPlan, previous: Optional["PoolRuntime"] = None):
         self.plan = plan
@@ -110,12 +116,13 @@ class PoolRuntime:
         self.slot = plan.slot
         old = {m.key: m for m in previous.members} if previous else {}
         self.members: list[MemberRuntime] = []
+        self._updates: list[tuple[MemberRuntime, MemberPlan]] = []
         for mp in plan.members:
             m = old.get(mp.key)
             if m is None:
                 m = MemberRuntime(plan.name, mp)
             else:
-                m.update(mp)
+                self._updates.append((m, mp))
             self.members.append(m)
         self.by_key = {m.key: m for m in self.members}
         # None when the pool has no circuit_breaker: the L7 path then checks nothing
@@ -123,7 +130,18 @@ class PoolRuntime:
         if plan.circuit_breaker is not None:
             old_b = previous.breaker if previous is not None else None
             self.breaker = old_b if old_b is not None else Breaker(plan.name)
-            self.breaker.set_limits(plan.circuit_breaker)
+        self._active = previous is None
+        if self._active:
+            self.activate()
+
+    def activate(self) -> None:
+        """Commit: the shared member and breaker objects take this plan's values."""
+        for m, mp in self._updates:
+            m.update(mp)
+        self._updates = []
+        if self.breaker is not None:
+            self.breaker.set_limits(self.plan.circuit_breaker)
+        self._active = True
         self._rebuild()
 
     def _rebuild(self) -> None:

@@ -25,7 +25,7 @@ from adc.runtime import Listener, PoolRuntime
 logger = logging.getLogger("adc.worker")
 
 MAX_MSG = 8 << 20
-MAX_FDS = 1024
+MAX_FDS = 253        # SCM_MAX_FD: the supervisor never sends more in one record
 
 
 def make_listener(ctx: "WorkerContext", vip: VipPlan, sock: socket.socket) -> Listener:
@@ -76,6 +76,8 @@ class Worker:
         self.listeners: dict[str, Listener] = {}          # vip name -> listener
         self.draining: list[Listener] = []
         self.pending: Optional[Pending] = None
+        self.incoming: dict[str, socket.socket] = {}      # sockets sent ahead of a Prepare
+        self.incoming_txid: Optional[int] = None
         self.done = asyncio.Event()
         self.shutting_down = False
 
@@ -114,8 +116,16 @@ class Worker:
                 logger.exception("control message %s failed", type(msg).__name__)
 
     def handle(self, msg, fds: list[int]) -> None:
-        if isinstance(msg, m.Prepare):
-            self.send(self.prepare(msg, fds))
+        if isinstance(msg, m.Sockets):
+            if self.incoming_txid != msg.txid:
+                self._drop_incoming()
+                self.incoming_txid = msg.txid
+            for key, fd in zip(msg.fd_keys, fds):
+                self.incoming[key] = socket.socket(fileno=fd)
+            for fd in fds[len(msg.fd_keys):]:
+                os.close(fd)
+        elif isinstance(msg, m.Prepare):
+            self.send(self.prepare(msg))
         elif isinstance(msg, m.Commit):
             if self.pending and self.pending.txid == msg.txid:
                 self.commit(self.pending)
@@ -138,12 +148,16 @@ class Worker:
             self.loop.create_task(self.shutdown(msg.drain_timeout))
 
     # ------------------------------------------------------------------ apply
-    def prepare(self, msg: m.Prepare, fds: list[int]) -> m.Prepared:
-        received = {}
-        for key, fd in zip(msg.fd_keys, fds):
-            received[key] = socket.socket(fileno=fd)
-        for fd in fds[len(msg.fd_keys):]:
-            os.close(fd)
+    def _drop_incoming(self) -> None:
+        for s in self.incoming.values():
+            s.close()
+        self.incoming = {}
+
+    def prepare(self, msg: m.Prepare) -> m.Prepared:
+        received = self.incoming if self.incoming_txid == msg.txid else {}
+        if received is not self.incoming:
+            self._drop_incoming()
+        self.incoming, self.incoming_txid = {}, None
         if self.pending is not None:
             self.abort(self.pending)
             self.pending = None
@@ -184,6 +198,8 @@ class Worker:
 
     def commit(self, p: Pending) -> None:
         plan = p.plan
+        for pool in p.pools.values():
+            pool.activate()
         self.ctx.pools = p.pools
         self.ctx.access_log = p.access_log
         self.ctx.plan = plan

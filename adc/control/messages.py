@@ -21,10 +21,19 @@ class Hello(msgspec.Struct, tag=True):
     pid: int
 
 
+class Sockets(msgspec.Struct, tag=True):
+    """Listening sockets for transaction txid, ahead of its Prepare.
+
+    The kernel passes at most 253 fds in one record (SCM_MAX_FD), so a plan
+    with many VIPs sends its sockets in several of these.
+    """
+    txid: int
+    fd_keys: list[str] = []        # listener keys of the fds attached to this record, in order
+
+
 class Prepare(msgspec.Struct, tag=True):
     txid: int
     plan: Plan
-    fd_keys: list[str] = []        # listener keys of the fds attached to this record, in order
 
 
 class Prepared(msgspec.Struct, tag=True):
@@ -91,7 +100,7 @@ class ConnKilled(msgspec.Struct, tag=True):
     found: bool
 
 
-Message = Union[Hello, Prepare, Prepared, Commit, Committed, Abort, MemberState, Shutdown,
+Message = Union[Hello, Sockets, Prepare, Prepared, Commit, Committed, Abort, MemberState, Shutdown,
                 ConnQuery, ConnReply, ConnKill, ConnKilled]
 
 _enc = msgspec.msgpack.Encoder()

@@ -33,6 +33,7 @@ from adc.tls import plan as tlsplan
 logger = logging.getLogger("adc.supervisor")
 
 PREPARE_TIMEOUT = 10.0
+FDS_PER_MESSAGE = 200      # under the kernel's SCM_MAX_FD (253)
 MAX_MSG = 8 << 20
 RESPAWN_BACKOFF_MAX = 5.0
 
@@ -83,6 +84,7 @@ class Supervisor:
         self.started = time.time()
         self.stopping = False
         self.stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()    # respawns in flight (a task needs a reference to live)
         # health(report) -> object with configure(cfg), history(pool, key), stop(); see adc.health
         self.health = health(self.report_health, counters=self.member_counters) if health else None
 
@@ -108,12 +110,17 @@ class Supervisor:
             except OSError:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MSG)
         w.region.zero_active()   # connections of a dead incarnation are gone
-        w.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adc.worker", "--slot", str(w.slot),
-            "--ctl-fd", str(theirs.fileno()), "--counters-fd", str(w.region_fd),
-            "--log-level", self.log_level,
-            pass_fds=(theirs.fileno(), w.region_fd))
-        theirs.close()
+        try:
+            w.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "adc.worker", "--slot", str(w.slot),
+                "--ctl-fd", str(theirs.fileno()), "--counters-fd", str(w.region_fd),
+                "--log-level", self.log_level,
+                pass_fds=(theirs.fileno(), w.region_fd))
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         ours.setblocking(False)
         w.ctl = ours
         w.pid = w.proc.pid
@@ -174,7 +181,9 @@ class Supervisor:
         if self.stopping:
             return
         logger.error("worker %d (pid %d) died; respawning it on the same sockets", w.slot, w.pid)
-        loop.create_task(self._respawn(w))
+        task = loop.create_task(self._respawn(w))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _respawn(self, w: WorkerHandle) -> None:
         if w.proc is not None:
@@ -189,8 +198,15 @@ class Supervisor:
         if self.stopping:
             return
         w.restarts += 1
-        await self._spawn(w)
+        # under the lock: an apply must not send this worker a Prepare with only new sockets
         async with self._lock:
+            try:
+                await self._spawn(w)
+            except OSError as e:
+                logger.error("worker %d could not be spawned (%s); trying again", w.slot, e.strerror or e)
+                w.alive = False
+                self._tasks.add(asyncio.get_running_loop().create_task(self._respawn(w)))
+                return
             if self.plan is not None and w.alive:
                 try:
                     await self._run_tx([w], self.plan, all_keys=True)
@@ -236,10 +252,14 @@ class Supervisor:
         keys = [v.listener for v in plan.vips] if all_keys else list(new_keys)
         prepared: list[WorkerHandle] = []
         try:
+            for w in workers:
+                ks, fds = self.listeners.fds_for(w.slot, keys)
+                for i in range(0, len(ks), FDS_PER_MESSAGE):
+                    self._send(w, m.Sockets(txid=txid, fd_keys=ks[i:i + FDS_PER_MESSAGE]),
+                               fds[i:i + FDS_PER_MESSAGE])
             replies = await asyncio.gather(*(
-                self._ask(w, ("prepared", txid), m.Prepare(txid=txid, plan=plan, fd_keys=ks), fds)
-                for w in workers
-                for ks, fds in [self.listeners.fds_for(w.slot, keys)]), return_exceptions=True)
+                self._ask(w, ("prepared", txid), m.Prepare(txid=txid, plan=plan)) for w in workers),
+                return_exceptions=True)
             errors = []
             for w, r in zip(workers, replies):
                 if isinstance(r, BaseException):
@@ -272,7 +292,8 @@ class Supervisor:
                 and self.history.latest_text() == text)
         revision = (self.history.current() or 0) + (0 if same else 1)
         try:
-            plan = cfgcompile.compile_plan(cfg, revision, self.slots, self.member_state)
+            state = self._member_state_for(cfg)
+            plan = cfgcompile.compile_plan(cfg, revision, self.slots, state)
         except Exception as e:   # a full slot table is the only expected cause
             raise ApplyFailed(str(e)) from None
         wanted = {v.listener for v in plan.vips}
@@ -295,14 +316,18 @@ class Supervisor:
         for freed in self.slots.retain(cfgcompile.slot_keys(cfg)):
             for w in self.workers:
                 w.region.reset_slot(freed)
-        if same:
-            got = revision     # a restart on the same file is not a new revision
-        else:
-            got = self.history.commit(text, path if source != "rollback" else source, comment)
+        got = revision
+        if not same:     # a restart on the same file is not a new revision
+            try:
+                got = self.history.commit(text, path if source != "rollback" else source, comment)
+            except OSError as e:
+                # the workers already run it: record what runs, and say loudly that history lacks it
+                logger.error("revision %d is running but could not be recorded in %s: %s",
+                             revision, self.state_dir, e.strerror or e)
         if got != revision:
             logger.warning("history numbered revision %d, plan says %d", got, revision)
         self.config, self.config_text, self.plan, self.revision = cfg, text, plan, got
-        self._prune_member_state(cfg)
+        self._adopt_member_state(state)
         if self.health is not None:
             self.health.configure(cfg)
         return got
@@ -317,7 +342,7 @@ class Supervisor:
         changes = cfgdiff.diff(self.config, cfg)
         if dry_run:
             try:
-                cfgcompile.compile_plan(cfg, self.revision + 1, self.slots.copy(), self.member_state)
+                cfgcompile.compile_plan(cfg, self.revision + 1, self.slots.copy(), self._member_state_for(cfg))
             except Exception as e:
                 raise ApplyFailed(str(e)) from None
             return {"revision": self.revision, "changed": bool(changes), "dry_run": True,
@@ -373,13 +398,50 @@ class Supervisor:
             json.dump({f"{p}/{k}": v for (p, k), v in self.member_state.items()}, f)
         os.replace(tmp, self._member_state_path)
 
-    def _prune_member_state(self, cfg: Config) -> None:
-        present = {(p.name, mb.key) for p in cfg.pools for mb in p.members}
-        gone = [k for k in self.member_state if k not in present]
-        for k in gone:
-            del self.member_state[k]
-        if gone:
+    def _member_state_for(self, new: Config) -> dict:
+        """The runtime member state an apply of `new` compiles with.
+
+        An operator's drain or weight outlives applies that leave the member
+        alone; once the file itself changes that member's state or weight,
+        the file is what the operator means now. Members that left go.
+        """
+        present = {(p.name, mb.key): mb for p in new.pools for mb in p.members}
+        before = {(p.name, mb.key): mb for p in self.config.pools for mb in p.members} if self.config else {}
+        out = {}
+        for key, st in self.member_state.items():
+            mb = present.get(key)
+            if mb is None:
+                continue
+            st = dict(st)
+            was = before.get(key)
+            if was is not None and was.state != mb.state:
+                st.pop("admin", None)
+            if was is not None and was.weight != mb.weight:
+                st.pop("weight", None)
+            if st:
+                out[key] = st
+        return out
+
+    def _adopt_member_state(self, state: dict) -> None:
+        """After a commit. A monitor verdict that arrived while the apply was in
+        flight is not in the plan the workers just took: send it again."""
+        for key, st in self.member_state.items():
+            if "health" in st and self._has_member(*key):
+                state.setdefault(key, {})["health"] = st["health"]
+        changed = state != self.member_state
+        self.member_state = state
+        if changed:
             self._save_member_state()
+        for (pool, key), st in state.items():
+            if "health" in st and self._member_plan(pool, key).health != st["health"]:
+                self.set_member(pool, key, health=st["health"])
+
+    def _has_member(self, pool: str, key: str) -> bool:
+        try:
+            self._member_plan(pool, key)
+            return True
+        except LookupError:
+            return False
 
     def set_member(self, pool: str, key: str, admin: Optional[str] = None,
                    weight: Optional[int] = None, health: Optional[str] = None) -> dict:
@@ -416,7 +478,8 @@ class Supervisor:
     def report_health(self, pool: str, key: str, health: str) -> None:
         """The health checker's verdict on a member ('up' or 'down'); it logs the reason itself."""
         try:
-            if self._member_plan(pool, key).health != health:
+            known = self.member_state.get((pool, key), {}).get("health", self._member_plan(pool, key).health)
+            if known != health or self._member_plan(pool, key).health != health:
                 self.set_member(pool, key, health=health)
         except LookupError:
             pass   # the member left the config while its check was running

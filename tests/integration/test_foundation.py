@@ -459,3 +459,63 @@ def test_metrics_expose_the_shared_memory_counters(site):
     assert 'adc_vip_bytes_in_total{vip="echo"} 5.0' in text
     assert f'adc_member_up{{member="{ip}:9001",pool="web"}} 1.0' in text
     assert "adc_workers_alive 2.0" in text
+
+
+def test_a_refused_apply_changes_nothing_in_the_running_members(site, tmp_path):
+    ip, d, _ = site
+    squatter = socket.create_server((ip, 8090))     # the new VIP's port is taken: the apply must fail
+    try:
+        text = example("adc.yaml", ip)
+        text = text.replace(f"{{address: {ip}, port: 9001, weight: 1}}",
+                            f"{{address: {ip}, port: 9001, weight: 1, state: maint}}")
+        text += f"  - name: extra\n    address: {ip}\n    port: 8090\n    protocol: tcp\n    default_pool: echo\n"
+        f = tmp_path / "refused.yaml"
+        f.write_text(text)
+        r = d.ctl("apply", "-f", str(f))
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "8090" in r.stderr and "nothing changed" in r.stderr
+    finally:
+        squatter.close()
+    seen = {http_get(ip, 8080, "/")[1].split()[0] for _ in range(6)}
+    assert seen == {b"backend-1", b"backend-2"}, "member 9001 still takes traffic"
+    assert {m["state"] for m in d.api("GET", "/pools/web/members")} == {"up"}
+
+
+def test_more_vips_than_one_message_can_carry_sockets_for(tmp_path):
+    ip = fresh_ip()
+    be = Backends(tmp_path, ip, tcp_echo=[9101])
+    vips = "".join(f"  - name: v{i}\n    address: {ip}\n    port: {20000 + i}\n    protocol: tcp\n"
+                   f"    default_pool: echo\n" for i in range(300))
+    text = (f"pools:\n  - name: echo\n    members:\n      - {{address: {ip}, port: 9101}}\nvips:\n{vips}")
+    d = Adcd(tmp_path, text, wait_vips=False)
+    try:
+        assert tcp_roundtrip(ip, 20000, b"first") == b"first"
+        assert tcp_roundtrip(ip, 20299, b"last") == b"last"
+        victim = d.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (victim in d.worker_pids() or len(d.worker_pids()) < 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(d.worker_pids()) == 2, d.log()[-2000:]
+        for port in (20000, 20150, 20299):
+            for _ in range(4):   # both workers' sockets
+                assert tcp_roundtrip(ip, port, b"again") == b"again"
+    finally:
+        d.stop()
+        be.stop()
+
+
+def test_the_file_wins_over_an_operator_override_once_it_changes_that_member(site, tmp_path):
+    ip, d, _ = site
+    key = f"{ip}:9001"
+    assert d.ctl("member", "weight", "web", key, "5").returncode == 0
+    text = example("adc.yaml", ip).replace("global:\n", "global:\n  drain_timeout: 3s\n", 1)
+    f = tmp_path / "other.yaml"
+    f.write_text(text)
+    assert d.ctl("apply", "-f", str(f)).returncode == 0
+    weight = {m["key"]: m["weight"] for m in d.api("GET", "/pools/web/members")}
+    assert weight[key] == 5, "an apply that leaves the member alone keeps the operator's weight"
+    f.write_text(text.replace(f"{{address: {ip}, port: 9001, weight: 1}}", f"{{address: {ip}, port: 9001, weight: 3}}"))
+    assert d.ctl("apply", "-f", str(f)).returncode == 0
+    weight = {m["key"]: m["weight"] for m in d.api("GET", "/pools/web/members")}
+    assert weight[key] == 3, "the file changed that member's weight: the file wins"
