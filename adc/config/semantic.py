@@ -205,6 +205,14 @@ def _vips(rep: _Report, cfg: Config, names: dict[str, set[str]]) -> None:
             rep.error(("vips", i, "default_pool"), f"{where}: default_pool",
                       f"pool {v.default_pool!r} has tls (re-encryption to members), which only http and https "
                       f"VIPs do; this vip is {v.protocol}")
+        cb = getattr(pools.get(v.default_pool), "circuit_breaker", None)
+        if cb is not None and v.protocol in ("tcp", "udp"):
+            unused = (["max_connections"] if v.protocol == "udp" and cb.max_connections is not None else []) \
+                + [k for k in ("max_pending", "max_requests") if getattr(cb, k) is not None]
+            if unused:
+                rep.warn(("vips", i, "default_pool"), f"{where}: default_pool",
+                         f"pool {v.default_pool!r} circuit_breaker {', '.join(unused)} does not apply to "
+                         f"this {v.protocol} VIP (tcp VIPs: max_connections only; udp VIPs: none)")
 
         l7 = v.protocol in ("http", "https")
         if v.routes and not l7:

@@ -42,7 +42,10 @@ def test_the_breaker_and_its_count_outlive_an_apply():
     first.breaker.requests = 2
     assert first.breaker.over(False) == "2 requests in flight (max_requests 2)"
     second = PoolRuntime(plan_of("    circuit_breaker: {max_requests: 3}\n").pools[0], first)
-    assert second.breaker is first.breaker and second.breaker.over(False) is None
+    assert second.breaker is first.breaker
+    assert second.breaker.over(False) is not None        # prepared, not committed: the old limit holds
+    second.activate()
+    assert second.breaker.over(False) is None
     second.breaker.pending = 1
     assert second.breaker.over(False) is None
 
@@ -52,3 +55,20 @@ def test_max_pending_counts_only_when_a_new_connection_is_needed():
     rt.breaker.pending = 1
     assert rt.breaker.over(False) is None                  # an idle kept-alive connection serves it
     assert rt.breaker.over(True) == "1 connects pending (max_pending 1)"
+
+
+def test_limits_a_tcp_or_udp_vip_cannot_apply_are_warned_about():
+    from adc.config.semantic import check
+    cfg = load_text(POOL.format(extra="    circuit_breaker: {max_connections: 3, max_requests: 4}\n") + """\
+vips:
+  - {name: t, address: 127.0.0.1, port: 7000, protocol: tcp, default_pool: web}
+  - {name: u, address: 127.0.0.1, port: 7001, protocol: udp, default_pool: web}
+  - {name: h, address: 127.0.0.1, port: 7002, protocol: http, default_pool: web}
+""", "f.yaml")
+    errors, warnings = check(cfg, file="f.yaml")
+    assert errors == []
+    assert [w.reason for w in warnings] == [
+        "pool 'web' circuit_breaker max_requests does not apply to this tcp VIP "
+        "(tcp VIPs: max_connections only; udp VIPs: none)",
+        "pool 'web' circuit_breaker max_connections, max_requests does not apply to this udp VIP "
+        "(tcp VIPs: max_connections only; udp VIPs: none)"]
