@@ -33,14 +33,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def check(path: str) -> int:
-    from adc.config.loader import check_text
+    from adc.config.errors import ConfigInvalid
+    from adc.config.loader import check_text, read_text
     try:
-        with open(path) as f:
-            text = f.read()
-    except OSError as e:
-        print(f"{path}: cannot read: {e.strerror or e}", file=sys.stderr)
-        return 1
-    res = check_text(text, path)
+        res = check_text(read_text(path), path)
+    except ConfigInvalid as e:
+        res = e
     for w in res.warnings:
         print(f"{w} (warning)", file=sys.stderr)
     for err in res.errors:
@@ -54,20 +52,16 @@ def check(path: str) -> int:
 
 async def run(args, config_path: str, on_ready=None) -> int:
     from adc.config.errors import ConfigInvalid
-    from adc.config.loader import load_text
+    from adc.config.loader import load_text, read_text
     from adc.control.api import Api
     from adc.control.supervisor import ApplyFailed, Supervisor
     from adc.health.checker import HealthChecker
 
     try:
-        with open(config_path) as f:
-            text = f.read()
+        text = read_text(config_path)
         cfg = load_text(text, config_path)
     except ConfigInvalid as e:
         logger.error("%s: invalid, not started:\n%s", config_path, e)
-        return 1
-    except OSError as e:
-        logger.error("%s: cannot read: %s", config_path, e.strerror or e)
         return 1
     g = cfg.global_
     adclog.set_level(args.log_level or g.log_level)

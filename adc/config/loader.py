@@ -50,16 +50,21 @@ class Checked:
 
 
 # ----------------------------------------------------------------- public API
-def load_file(path: Union[str, os.PathLike], *, check_files: bool = True) -> Config:
+def read_text(path: Union[str, os.PathLike]) -> str:
+    """The text of a config file; a file that can't be read or isn't UTF-8 is a ConfigInvalid too."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except UnicodeDecodeError as e:
         raise ConfigInvalid([ConfigError(path, 1, "", f"not UTF-8 text ({e.reason} at byte {e.start})")]) from None
     except OSError as e:
         raise ConfigInvalid([ConfigError(path, 0, "", f"cannot read the file: {e.strerror or e}")]) from None
-    return load_text(text, path, check_files=check_files)
+
+
+def load_file(path: Union[str, os.PathLike], *, check_files: bool = True) -> Config:
+    path = os.fspath(path)
+    return load_text(read_text(path), path, check_files=check_files)
 
 
 def load_text(text: str, path: str, *, check_files: bool = True) -> Config:

@@ -22,7 +22,7 @@ from adc.config import diff as cfgdiff
 from adc.config import loader
 from adc.config.errors import ConfigInvalid
 from adc.config.schema import json_schema
-from adc.control.lookup import lookup
+from adc.control.lookup import lookup, maglev_moves
 from adc.control.metrics import Metrics
 from adc.control.supervisor import ApplyFailed, Supervisor
 
@@ -244,17 +244,21 @@ class Api:
                 "config": loader.canonical(cfg) if cfg else None,
                 "yaml": loader.dump_yaml(cfg) if cfg else ""}
 
-    def config_validate(self, req):
+    async def config_validate(self, req):
         text, path = self._yaml_arg(req)
-        self.sup.validate(text, path)
+        await self.sup.validate(text, path)
         return {"ok": True}
 
-    def config_diff(self, req):
+    async def config_diff(self, req):
         text, path = self._yaml_arg(req)
-        cfg = self.sup.validate(text, path)
+        cfg = await self.sup.validate(text, path)
         changes = cfgdiff.diff(self.sup.config, cfg)
+        remaps = maglev_moves(self.sup.config, cfg)
+        text = cfgdiff.render(changes)
+        if remaps:
+            text += "\n" + "\n".join(r["text"] for r in remaps)
         return {"changed": bool(changes), "changes": [c.to_dict() for c in changes],
-                "text": cfgdiff.render(changes)}
+                "remaps": remaps, "text": text}
 
     async def config_apply(self, req):
         body = self._body(req)

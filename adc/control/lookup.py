@@ -78,3 +78,35 @@ def lookup(plan: Plan, vip_name: str, client: str) -> dict:
     if notes:
         out["notes"] = notes
     return out
+
+
+def maglev_moves(old_cfg, new_cfg) -> list[dict]:
+    """What a config change remaps in each maglev pool (`adcctl diff`): the share of
+    flows whose member changes, from the tables both configs build.
+
+    Runtime states (drain, health) are left out: this is what the file changes.
+    """
+    from adc.lb.maglev import M, build_table, member_hash_key
+
+    def table(pool):
+        members = sorted((member_hash_key(m.key), m.weight) for m in pool.members
+                         if m.weight > 0 and m.state == "enabled" and not m.backup)
+        t = build_table(tuple(members))
+        return [members[i][0] for i in t] if t else []
+
+    if old_cfg is None:
+        return []
+    old = {p.name: p for p in old_cfg.pools if p.algorithm == "maglev"}
+    out = []
+    for p in new_cfg.pools:
+        o = old.get(p.name)
+        if p.algorithm != "maglev" or o is None:
+            continue
+        a, b = table(o), table(p)
+        if a == b:
+            continue
+        moved = M if not a or not b else sum(1 for x, y in zip(a, b) if x != y)
+        out.append({"pool": p.name, "moved_slots": moved, "share": round(moved / M, 4),
+                    "text": f"pool '{p.name}' (maglev): {moved / M:.1%} of flows would move to "
+                            f"another member ({moved} of {M} table slots)"})
+    return out

@@ -27,6 +27,7 @@ from adc.config.history import History
 from adc.config.plan import Plan
 from adc.config.schema import Config
 from adc.control import messages as m
+from adc.control.lookup import maglev_moves
 from adc.control.sockets import BindError, ListenerSet
 from adc.tls import plan as tlsplan
 
@@ -332,27 +333,45 @@ class Supervisor:
             self.health.configure(cfg)
         return got
 
-    def validate(self, text: str, path: str) -> Config:
-        """Raises ConfigInvalid with every error of the text."""
-        return loader.load_text(text, path)
+    async def validate(self, text: str, path: str) -> Config:
+        """Raises ConfigInvalid with every error of the text.
+
+        In a thread: a large config takes most of a second to check, and the
+        health checks sharing this loop must not see that as member timeouts.
+        """
+        return await asyncio.get_running_loop().run_in_executor(None, loader.load_text, text, path)
 
     async def apply_text(self, text: str, path: str, comment: str = "", dry_run: bool = False,
                          source: str = "api") -> dict:
-        cfg = self.validate(text, path)
+        cfg = await self.validate(text, path)
         changes = cfgdiff.diff(self.config, cfg)
+        notes = self._restart_only(cfg)
         if dry_run:
             try:
                 cfgcompile.compile_plan(cfg, self.revision + 1, self.slots.copy(), self._member_state_for(cfg))
             except Exception as e:
                 raise ApplyFailed(str(e)) from None
             return {"revision": self.revision, "changed": bool(changes), "dry_run": True,
-                    "changes": [c.to_dict() for c in changes], "text": cfgdiff.render(changes)}
+                    "changes": [c.to_dict() for c in changes], "text": cfgdiff.render(changes),
+                    "remaps": maglev_moves(self.config, cfg), "notes": notes}
         async with self._lock:
             if not changes and self.config is not None and not tlsplan.files_changed(self.plan, cfg):
                 return {"revision": self.revision, "changed": False}
             rev = await self._apply(cfg, text, path, comment, source)
         logger.info("applied revision %d from %s (%d changes)", rev, path, len(changes))
-        return {"revision": rev, "changed": True}
+        for note in notes:
+            logger.warning("revision %d: %s", rev, note)
+        return {"revision": rev, "changed": True, "notes": notes}
+
+    # read once at start: the process model and where adcd keeps its files
+    RESTART_ONLY = ("workers", "admin_socket", "state_dir", "log_level")
+
+    def _restart_only(self, cfg: Config) -> list[str]:
+        if self.config is None:
+            return []
+        old, new = self.config.global_, cfg.global_
+        return [f"global.{k} changed ({getattr(old, k)!r} -> {getattr(new, k)!r}): it takes effect "
+                f"when adcd restarts" for k in self.RESTART_ONLY if getattr(old, k) != getattr(new, k)]
 
     async def rollback(self, revision: int) -> dict:
         try:
@@ -362,7 +381,7 @@ class Supervisor:
         path = entry.get("source") or self.config_path
         if not os.path.isabs(path):
             path = self.config_path
-        cfg = self.validate(entry["text"], path)
+        cfg = await self.validate(entry["text"], path)
         async with self._lock:
             rev = await self._apply(cfg, entry["text"], path, f"rollback to revision {revision}", "rollback")
         logger.info("rolled back to revision %d as revision %d", revision, rev)
@@ -371,8 +390,7 @@ class Supervisor:
     async def reload_file(self) -> None:
         """SIGHUP: re-read the config file and apply it; a bad file changes nothing."""
         try:
-            with open(self.config_path) as f:
-                text = f.read()
+            text = loader.read_text(self.config_path)
             res = await self.apply_text(text, self.config_path, comment="SIGHUP", source="file")
             if res["changed"]:
                 logger.info("SIGHUP: %s applied as revision %d", self.config_path, res["revision"])
@@ -380,7 +398,7 @@ class Supervisor:
                 logger.info("SIGHUP: %s unchanged", self.config_path)
         except ConfigInvalid as e:
             logger.error("SIGHUP: %s refused, running config kept:\n%s", self.config_path, e)
-        except (ApplyFailed, OSError) as e:
+        except ApplyFailed as e:
             logger.error("SIGHUP: %s not applied, running config kept: %s", self.config_path, e)
 
     # ===================================================== member runtime state

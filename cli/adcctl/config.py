@@ -51,12 +51,14 @@ def apply(path: str, dry_run: bool, comment: str) -> None:
     def render(a: Any):
         a = a if isinstance(a, dict) else {}
         rev, changed = a.get("revision"), a.get("changed")
+        notes = "".join(f"\nnote: {n}" for n in a.get("notes") or [])
+        notes += "".join(f"\nnote: {r.get('text')}" for r in a.get("remaps") or [])
         if dry_run:
             what = "would change the running config" if changed else "would change nothing"
-            return f"dry run: {path} is valid and compiles; it {what} (running revision {cell(rev)})"
+            return f"dry run: {path} is valid and compiles; it {what} (running revision {cell(rev)})" + notes
         if changed is False:
             return f"no change: {path} matches the running config (revision {cell(rev)})"
-        return f"applied {path} as revision {cell(rev)}"
+        return f"applied {path} as revision {cell(rev)}" + notes
 
     emit(ans, render)
 

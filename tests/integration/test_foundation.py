@@ -519,3 +519,23 @@ def test_the_file_wins_over_an_operator_override_once_it_changes_that_member(sit
     assert d.ctl("apply", "-f", str(f)).returncode == 0
     weight = {m["key"]: m["weight"] for m in d.api("GET", "/pools/web/members")}
     assert weight[key] == 3, "the file changed that member's weight: the file wins"
+
+
+def test_diff_previews_what_a_maglev_change_remaps(site, tmp_path):
+    ip, d, _ = site
+    f = tmp_path / "more.yaml"
+    f.write_text(example("adc.yaml", ip).replace(
+        f"      - {{address: {ip}, port: 9102}}\n",
+        f"      - {{address: {ip}, port: 9102}}\n      - {{address: {ip}, port: 9103}}\n"))
+    r = d.ctl("diff", "-f", str(f))
+    assert r.returncode == 1
+    m = re.search(r"pool 'echo' \(maglev\): ([\d.]+)% of flows would move", r.stdout)
+    assert m, r.stdout
+    # a third member takes about a third of the table, and no more than its share moves
+    assert 25 < float(m.group(1)) < 40
+    r = d.ctl("apply", "-f", str(f), "--dry-run")
+    assert r.returncode == 0 and "of flows would move" in r.stdout, r.stdout
+    f.write_text(f.read_text().replace("workers: auto", "workers: 1"))
+    r = d.ctl("apply", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    assert "global.workers changed" in r.stdout and "takes effect when adcd restarts" in r.stdout, r.stdout
