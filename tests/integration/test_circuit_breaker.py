@@ -26,6 +26,8 @@ vips:
     port: 8080
     protocol: http
     default_pool: web
+    http:
+      error_pages: {{503: busy.html}}
 """
 
 PENDING_CONFIG = """\
@@ -129,6 +131,7 @@ def get_in_thread(ip: str, port: int, path: str, results: dict) -> threading.Thr
 def test_requests_over_max_requests_get_503_at_once_and_the_member_never_sees_them(tmp_path):
     ip = fresh_ip()
     member = SlowMember(ip, 9201)
+    (tmp_path / "busy.html").write_text("<h1>busy, try again</h1>\n")
     d = Adcd(tmp_path, L7_CONFIG.format(ip=ip), workers=1)   # limits are per worker
     try:
         held: dict = {}
@@ -137,7 +140,7 @@ def test_requests_over_max_requests_get_503_at_once_and_the_member_never_sees_th
         # the pool has max_requests 3 in flight: the next ones are answered by adc, now
         for j in range(4):
             status, body = http_get(ip, 8080, f"/extra/{j}", timeout=5)
-            assert status == 503
+            assert (status, body) == (503, b"<h1>busy, try again</h1>\n")   # the VIP's 503 page
         assert sorted(member.seen) == ["/held/0", "/held/1", "/held/2"]
         member.release()
         for t in threads:
@@ -235,3 +238,32 @@ def test_tcp_connections_over_the_pool_max_connections_are_refused_and_counted(t
     finally:
         d.stop()
         be.stop()
+
+
+def test_an_apply_raises_the_limit_for_the_requests_already_in_flight(tmp_path):
+    ip = fresh_ip()
+    member = SlowMember(ip, 9201)
+    (tmp_path / "busy.html").write_text("busy\n")
+    d = Adcd(tmp_path, L7_CONFIG.format(ip=ip), workers=1)
+    try:
+        held: dict = {}
+        threads = [get_in_thread(ip, 8080, f"/held/{i}", held) for i in range(3)]
+        wait_for(lambda: len(member.seen) == 3, "the member holds 3 requests")
+        assert http_get(ip, 8080, "/over", timeout=5)[0] == 503
+        raised = tmp_path / "raised.yaml"
+        raised.write_text(L7_CONFIG.format(ip=ip).replace("max_requests: 3", "max_requests: 4"))
+        r = d.ctl("apply", "-f", str(raised))
+        assert r.returncode == 0, r.stderr
+        # the 3 still in flight count against the new limit: one more gets through, the next does not
+        threads.append(get_in_thread(ip, 8080, "/fourth", held))
+        wait_for(lambda: "/fourth" in member.seen, "the fourth request reaches the member")
+        assert http_get(ip, 8080, "/fifth", timeout=5)[0] == 503
+        assert "/over" not in member.seen and "/fifth" not in member.seen
+        member.release()
+        for t in threads:
+            t.join(20)
+        assert set(held.values()) == {200} and len(held) == 4
+        assert pool_refused(d, "web") == (2, 2)
+    finally:
+        d.stop()
+        member.stop()
