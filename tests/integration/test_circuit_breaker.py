@@ -12,6 +12,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from harness import Adcd, Backends, fresh_ip, http_get
 
 L7_CONFIG = """\
@@ -209,10 +211,11 @@ def refused(s: socket.socket) -> bool:
         return True
 
 
-def test_tcp_connections_over_the_pool_max_connections_are_refused_and_counted(tmp_path):
+@pytest.mark.parametrize("l4", ["fast", "asyncio"])
+def test_tcp_connections_over_the_pool_max_connections_are_refused_and_counted(tmp_path, l4):
     ip = fresh_ip()
     be = Backends(tmp_path, ip, tcp_echo=[9101, 9102])
-    d = Adcd(tmp_path, L4_CONFIG.format(ip=ip), workers=1)
+    d = Adcd(tmp_path, L4_CONFIG.format(ip=ip), workers=1, env={"ADC_L4": l4})   # the engine, or asyncio
     try:
         wait_for(lambda: not d.api("GET", "/conns"), "the readiness probe's connection gone")
         before = pool_refused(d, "echo")
