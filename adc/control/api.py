@@ -7,6 +7,7 @@ the data path needs. Each request is read whole with hard limits.
 from __future__ import annotations
 
 import asyncio
+import grp
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ from adc.control.supervisor import ApplyFailed, Supervisor
 
 logger = logging.getLogger("adc.api")
 
+SOCKET_GROUP = "adc"
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
 READ_TIMEOUT = 30.0
@@ -115,6 +117,11 @@ class Api:
         finally:
             os.umask(old)
         os.chmod(path, 0o660)
+        try:
+            # operators in group adc manage the daemon without root (systemd/adc.conf)
+            os.chown(path, -1, grp.getgrnam(SOCKET_GROUP).gr_gid)
+        except (KeyError, PermissionError):
+            pass
         return server
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -1,6 +1,7 @@
 """adc.control.sockets: the listening sockets the supervisor owns, one per VIP per worker slot."""
 from __future__ import annotations
 
+import errno
 import socket
 
 # Linux value; the socket module lacks the name on some builds
@@ -46,6 +47,29 @@ def open_listener(key: str) -> socket.socket:
     return s
 
 
+def probe_free(key: str) -> None:
+    """Refuse an address another process serves.
+
+    SO_REUSEPORT would let us bind beside another HAProxy or adcd run by the
+    same user, and the kernel would then split traffic between us: a bind
+    without it tells. (TCP keeps SO_REUSEADDR, so TIME_WAIT does not count.)
+    """
+    transport, rest = key.split(":", 1)
+    address, port = rest.rsplit(":", 1)
+    typ = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    with socket.socket(_family(address), typ) as s:
+        try:
+            if typ == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.IPPROTO_IP if _family(address) == socket.AF_INET else socket.IPPROTO_IPV6,
+                         IP_FREEBIND, 1)
+            s.bind((address, int(port)))
+        except OSError as e:
+            raise BindError(f"cannot bind {transport} {address}:{port}: {e.strerror or e}"
+                            f" (another process serves it)" if e.errno == errno.EADDRINUSE else
+                            f"cannot bind {transport} {address}:{port}: {e.strerror or e}") from None
+
+
 class ListenerSet:
     """Every listening socket, keyed by listener key, a list with one socket per worker slot."""
 
@@ -58,6 +82,7 @@ class ListenerSet:
         opened: list[str] = []
         try:
             for key in sorted(keys - self.by_key.keys()):
+                probe_free(key)
                 socks = []
                 try:
                     for _ in range(self.nslots):

@@ -85,7 +85,8 @@ def _admin(name: str, admin: str, doc: str) -> click.Command:
 
 
 enable = _admin("enable", "enabled", "Put the member back in service (admin enabled); health decides the rest.")
-disable = _admin("disable", "maint", "Same as maint (F5 wording): take the member out of service.")
+disable = _admin("disable", "drain", "Same as drain, as F5's Disabled: no new flows, open ones and "
+                                    "persistent sessions continue.")
 drain = _admin("drain", "drain", "Send no new connections; the ones in flight finish (admin drain).")
 maint = _admin("maint", "maint", "Take the member out of service for maintenance (admin maint).")
 

@@ -539,3 +539,23 @@ def test_diff_previews_what_a_maglev_change_remaps(site, tmp_path):
     r = d.ctl("apply", "-f", str(f))
     assert r.returncode == 0, r.stderr
     assert "global.workers changed" in r.stdout and "takes effect when adcd restarts" in r.stdout, r.stdout
+
+
+def test_a_port_another_process_serves_is_refused_not_shared(site, tmp_path):
+    ip, d, _ = site
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)   # as another HAProxy would
+    other.bind((ip, 8095))
+    other.listen()
+    try:
+        text = example("adc.yaml", ip) + (f"  - name: extra\n    address: {ip}\n    port: 8095\n"
+                                           f"    protocol: tcp\n    default_pool: echo\n")
+        f = tmp_path / "shared.yaml"
+        f.write_text(text)
+        r = d.ctl("apply", "-f", str(f))
+        assert r.returncode == 1 and "another process serves it" in r.stderr, (r.stdout, r.stderr)
+    finally:
+        other.close()
+    r = d.ctl("apply", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    assert tcp_roundtrip(ip, 8095, b"mine now") == b"mine now"

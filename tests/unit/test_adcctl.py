@@ -244,7 +244,7 @@ def test_worker_list(api):
 
 # ----------------------------------------------------------- member changes
 @pytest.mark.parametrize("verb,admin", [("enable", "enabled"), ("drain", "drain"), ("maint", "maint"),
-                                        ("disable", "maint")])
+                                        ("disable", "drain")])
 def test_member_admin_verbs_post_the_admin_state(api, verb, admin):
     api.on("POST", "/pools/web/members/10.0.1.5:8080", lambda req: (200, {**MEMBERS[0], **req["body"]}))
     r = run(api, "member", verb, "web", "10.0.1.5:8080")
@@ -579,9 +579,9 @@ def test_help_lists_every_usage_line_and_the_exit_codes():
     assert 'eval "$(_ADCCTL_COMPLETE=bash_source adcctl)"' in r.stdout
 
 
-def test_disable_help_says_it_is_maint():
+def test_disable_help_says_it_is_drain_as_on_f5():
     r = sh("member", "disable", "--help")
-    assert "Same as maint (F5 wording)" in r.stdout
+    assert "Same as drain, as F5's Disabled" in r.stdout
 
 
 def test_bash_completion_script_and_pool_names_from_the_daemon(api):
