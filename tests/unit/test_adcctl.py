@@ -408,7 +408,6 @@ def test_config_check_via_the_daemon(api, tmp_path):
 
 
 def test_config_check_without_a_daemon_validates_locally(sockdir, tmp_path):
-    pytest.importorskip("adc.config.loader")
     good = write(tmp_path, "pools:\n- name: web\n  members:\n  - {address: 10.0.1.5, port: 8080}\n", "good.yaml")
     bad = write(tmp_path, "pools:\n- name: web\n  members:\n  - {address: 10.0.1.5, port: 8080, weight: 900}\n",
                 "bad.yaml")
