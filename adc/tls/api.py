@@ -11,9 +11,11 @@ POST /certificates/NAME    {cert, key, chain?}: PEM text, checked (adc.tls.inspe
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from typing import Optional
 
+from adc.config.schema import NAME_PATTERN
 from adc.tls.inspect import CertificateError, check, check_files, describe, load_certs
 
 
@@ -151,6 +153,10 @@ async def import_cert(api, req, name: str) -> dict:
     from adc.control.api import HttpError
     from adc.control.supervisor import ApplyFailed
     sup = api.sup
+    if not re.match(NAME_PATTERN, name):
+        # the name becomes a file name under the state dir: nothing but a config name may pass
+        raise HttpError(400, f"certificate name {name!r}: letters, digits, '_', '.', '-', "
+                             f"starting with a letter or digit, at most 63")
     body = api._body(req)
     cert, key, chain = _pem(body, "cert", True), _pem(body, "key", True), _pem(body, "chain", False)
     try:

@@ -170,3 +170,14 @@ def test_days_left_of_each_certificate_in_metrics(site):
     assert 88 <= lines['adc_certificate_days_left{certificate="site-a"}'] <= 90
     assert 88 <= lines['adc_certificate_days_left{certificate="wildcard"}'] <= 90
     assert 'adc_certificate_not_after_seconds{certificate="site-a"}' in text
+
+
+def test_import_refuses_a_name_that_would_leave_the_state_dir(site):
+    ip, d, ca, tmp = site
+    c, k = ca.issue(str(tmp), "esc", dns=["a.example.org"])
+    from harness import api_call
+    status, body = api_call(d.socket, "POST", "/certificates/..%2F..%2Fescape",
+                            {"cert": open(c).read(), "key": open(k).read()})
+    assert status == 400 and "certificate name" in body["error"], body
+    assert not (d.state_dir.parent / "escape.pem").exists()
+    assert not any(p.name.startswith("escape") for p in d.state_dir.rglob("*"))
