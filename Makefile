@@ -37,4 +37,5 @@ bench-quick: build
 	$(BIN)/python perf/bench.py --quick
 
 clean:
-	rm -rf build $(VENV) adc/_fastpath/*.c adc/_fastpath/*.so *.egg-info
+	rm -rf build $(VENV) .venv-sslyze *.egg-info
+	find adc \( -name '*.so' -o -name '*.c' \) -delete

@@ -71,7 +71,7 @@ class SlotAllocator:
         else:
             raise SlotsExhausted(
                 f"all {self.nslots} counter slots are in use (one per vip, pool and member); "
-                f"cannot add {key!r}: remove objects or start adcd with more slots")
+                f"cannot add {key!r}: adcd counts at most that many vips, pools and members together: remove some")
         self._by_key[key] = n
         return n
 
@@ -82,7 +82,7 @@ class SlotAllocator:
         if len(new) > room:
             raise SlotsExhausted(
                 f"the config needs {len(new)} new counter slots but only {room} of {self.nslots} are free "
-                f"(one per vip, pool and member); remove objects or start adcd with more slots")
+                f"(one per vip, pool and member); adcd counts at most that many vips, pools and members together: remove some")
         for k in new:
             self.slot(k)
 
