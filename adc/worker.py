@@ -180,7 +180,10 @@ class Worker:
                     raise RuntimeError(f"vip {vip.name}: no socket for {vip.listener}")
                 new[vip.name] = make_listener(self.ctx, vip, sock)
             from adc.l7.accesslog import make_access_log
-            access_log = make_access_log(plan.access_log)
+            if self.ctx.plan is not None and self.ctx.plan.access_log == plan.access_log:
+                access_log = self.ctx.access_log       # same file, same format: keep it open
+            else:
+                access_log = make_access_log(plan.access_log)
         except Exception as e:
             for s in received.values():
                 s.close()
@@ -191,6 +194,8 @@ class Worker:
         return m.Prepared(txid=msg.txid, ok=True)
 
     def abort(self, p: Pending) -> None:
+        if p.access_log is not None and p.access_log is not self.ctx.access_log:
+            p.access_log.close()
         keep = {lst.vip.listener for lst in self.listeners.values()}
         for key in list(self.socks):
             if key not in keep and key not in {v.listener for v in (self.ctx.plan.vips if self.ctx.plan else [])}:
@@ -201,6 +206,8 @@ class Worker:
         for pool in p.pools.values():
             pool.activate()
         self.ctx.pools = p.pools
+        if self.ctx.access_log is not None and self.ctx.access_log is not p.access_log:
+            self.ctx.access_log.close()
         self.ctx.access_log = p.access_log
         self.ctx.plan = plan
         wanted = {v.name: v for v in plan.vips}
