@@ -104,7 +104,7 @@ class HttpListener(Listener):
         for c in self.conns_set:
             m = c.member
             out.append(ConnInfo(
-                id=f"h{c.id}", vip=self.state.name, protocol="http",
+                id=f"{self.ctx.slot}-h{c.id}", vip=self.state.name, protocol="http",
                 client=f"{c.client_ip.decode()}:{c.client_port}",
                 member=m.key if m is not None else "",
                 state={S_HEAD: "idle" if not c.buf else "head", S_REQ: "request",
@@ -114,7 +114,7 @@ class HttpListener(Listener):
 
     def kill(self, conn_id: str) -> bool:
         for c in self.conns_set:
-            if f"h{c.id}" == conn_id:
+            if f"{self.ctx.slot}-h{c.id}" == conn_id:
                 c.transport.abort()
                 return True
         return False
