@@ -601,3 +601,20 @@ def test_a_port_another_process_serves_is_refused_not_shared(site, tmp_path):
     r = d.ctl("apply", "-f", str(f))
     assert r.returncode == 0, r.stderr
     assert tcp_roundtrip(ip, 8095, b"mine now") == b"mine now"
+
+
+def test_http_connections_are_listed_and_killed_by_worker_qualified_ids(site):
+    ip, d, _ = site
+    import http.client as hc
+    conns = [hc.HTTPConnection(ip, 8080, timeout=5) for _ in range(6)]
+    for c in conns:
+        c.request("GET", "/")
+        assert c.getresponse().read()
+    listed = d.api("GET", "/conns?vip=web")
+    ids = [c["id"] for c in listed]
+    assert len(ids) == 6 and len(set(ids)) == 6, ids
+    assert all(re.fullmatch(r"\d+-h\d+", i) for i in ids), ids
+    assert d.ctl("conn", "kill", ids[0]).returncode == 0
+    assert len(d.api("GET", "/conns?vip=web")) == 5, "one kill ends one connection"
+    for c in conns:
+        c.close()
