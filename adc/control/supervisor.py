@@ -92,6 +92,7 @@ class Supervisor:
     # =============================================================== start
     async def start(self, config: Config, text: str) -> None:
         self._load_member_state()
+        self._warn_if_file_is_behind(text)
         for slot in range(self.nworkers):
             fd = os.memfd_create(f"adc-counters-{slot}", 0)
             os.ftruncate(fd, CounterRegion.size())
@@ -99,6 +100,17 @@ class Supervisor:
         await asyncio.gather(*(self._spawn(w) for w in self.workers))
         rev = await self._apply(config, text, self.config_path, "startup", source="startup")
         logger.info("adcd running revision %d with %d workers", rev, self.nworkers)
+
+    def _warn_if_file_is_behind(self, text: str) -> None:
+        """adcd starts from its file; say so when the last revision came through the API instead."""
+        revs = self.history.list()
+        if not revs or revs[0].get("source") == self.config_path:
+            return
+        if self.history.latest_text() != text:
+            logger.warning("%s differs from revision %d (applied from %s): starting from the file; "
+                           "`adcctl config rollback %d` restores that revision, and writing it to the file "
+                           "keeps it across restarts", self.config_path, revs[0]["revision"],
+                           revs[0].get("source"), revs[0]["revision"])
 
     # ============================================================ workers
     async def _spawn(self, w: WorkerHandle) -> None:

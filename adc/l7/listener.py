@@ -6,6 +6,7 @@ serves the supervisor's socket with it and answers the worker's calls.
 
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import socket
 import sys
@@ -28,6 +29,10 @@ def _load_proxy():
                 import adc.l7.proxy as mod
                 return mod
             break
+    # an operator must know: the source is several times slower than the build
+    logging.getLogger("adc.l7").warning(
+        "adc/l7/proxy.py has no current compiled build: serving HTTP from the source, "
+        "which costs more CPU per request (run `make build`)")
     spec = importlib.util.spec_from_file_location("adc.l7.proxy", src)
     mod = importlib.util.module_from_spec(spec)
     sys.modules["adc.l7.proxy"] = mod

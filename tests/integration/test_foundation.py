@@ -618,3 +618,20 @@ def test_http_connections_are_listed_and_killed_by_worker_qualified_ids(site):
     assert len(d.api("GET", "/conns?vip=web")) == 5, "one kill ends one connection"
     for c in conns:
         c.close()
+
+
+def test_a_restart_says_when_the_file_is_behind_a_revision_applied_through_the_api(site, tmp_path):
+    ip, d, _ = site
+    f = tmp_path / "api.yaml"
+    f.write_text(example("adc.yaml", ip).replace(f"{{address: {ip}, port: 9002, weight: 1}}",
+                                                 f"{{address: {ip}, port: 9004, weight: 1}}"))
+    assert d.ctl("apply", "-f", str(f)).returncode == 0
+    rev = d.api("GET", "/status")["revision"]
+    assert d.stop() == 0
+    d2 = Adcd(tmp_path, d.config.read_text())
+    try:
+        assert re.search(rf"<4>adcd: .*adc.yaml differs from revision {rev} \(applied from .*api.yaml\): "
+                         rf"starting from the file", d2.log()), d2.log()[-1500:]
+        assert {http_get(ip, 8080, "/")[1].split()[0] for _ in range(4)} == {b"backend-1", b"backend-2"}
+    finally:
+        d2.stop()
