@@ -15,11 +15,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from typing import Optional
 
 KEEP = 50
 _NAME = re.compile(r"^(\d{8,})\.json$")
+
+from adc.files import write_atomic
 
 
 class History:
@@ -46,24 +47,7 @@ class History:
         return n
 
     def _write(self, path: str, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        dfd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)  # the rename itself survives a power cut
-        finally:
-            os.close(dfd)
+        write_atomic(path, data)
 
     def _prune(self) -> None:
         nums = sorted(self._numbers())

@@ -29,6 +29,7 @@ from adc.config.schema import Config
 from adc.control import messages as m
 from adc.control.lookup import maglev_moves
 from adc.control.sockets import BindError, ListenerSet
+from adc.files import write_atomic
 from adc.tls import plan as tlsplan
 
 logger = logging.getLogger("adc.supervisor")
@@ -423,10 +424,12 @@ class Supervisor:
             self.member_state = {}
 
     def _save_member_state(self) -> None:
-        tmp = self._member_state_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({f"{p}/{k}": v for (p, k), v in self.member_state.items()}, f)
-        os.replace(tmp, self._member_state_path)
+        data = json.dumps({f"{p}/{k}": v for (p, k), v in self.member_state.items()}).encode()
+        try:
+            write_atomic(self._member_state_path, data)
+        except OSError as e:
+            # the workers have it already; only a restart would forget it
+            logger.error("member state not saved to %s: %s", self._member_state_path, e.strerror or e)
 
     def _member_state_for(self, new: Config) -> dict:
         """The runtime member state an apply of `new` compiles with.

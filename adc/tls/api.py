@@ -16,6 +16,7 @@ import tempfile
 from typing import Optional
 
 from adc.config.schema import NAME_PATTERN
+from adc.files import write_atomic
 from adc.tls.inspect import CertificateError, check, check_files, describe, load_certs
 
 
@@ -122,23 +123,6 @@ def _pem(body: dict, key: str, required: bool) -> Optional[bytes]:
     return v.encode()
 
 
-def _write_atomic(path: str, data: bytes, mode: int) -> None:
-    d = os.path.dirname(path) or "."
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".adc-import-", dir=d)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _read_or_none(path: Optional[str]) -> Optional[bytes]:
     if not path:
         return None
@@ -174,8 +158,8 @@ async def import_cert(api, req, name: str) -> dict:
         # not in the config yet: keep it where adcd keeps its own state, and say how to use it
         d = os.path.join(sup.state_dir, "certs")
         cpath, kpath = os.path.join(d, f"{name}.pem"), os.path.join(d, f"{name}.key")
-        _write_atomic(cpath, leaf_pem + chain_pem, 0o644)
-        _write_atomic(kpath, key_pem, 0o600)
+        write_atomic(cpath, leaf_pem + chain_pem, 0o644)
+        write_atomic(kpath, key_pem, 0o600)
         result.update(files={"cert": cpath, "key": kpath, "chain": None}, applied=False,
                       hint=f"certificate {name!r} is not in the running config; add it: "
                            f"certificates: [{{name: {name}, cert: {cpath}, key: {kpath}}}] "
@@ -190,7 +174,7 @@ async def import_cert(api, req, name: str) -> dict:
     old = [(p, _read_or_none(p), m) for p, _, m in writes]
     try:
         for p, data, m in writes:
-            _write_atomic(p, data, m)
+            write_atomic(p, data, m)
     except OSError as e:
         _restore(old)
         raise HttpError(409, f"certificate {name!r}: cannot write {e.filename}: {e.strerror}; nothing changed",
@@ -210,4 +194,4 @@ async def import_cert(api, req, name: str) -> dict:
 def _restore(old) -> None:
     for p, data, m in old:
         if data is not None:
-            _write_atomic(p, data, m)
+            write_atomic(p, data, m)
