@@ -28,7 +28,7 @@ run: build
 	$(BIN)/adcd --demo
 
 test: build
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: build
 	$(BIN)/python perf/bench.py --full
