@@ -1,6 +1,14 @@
 # Declarations that make the classes of adc/l7/proxy.py extension types when Cython
 # compiles it (attributes become C fields); proxy.py stays plain Python without them.
 
+from adc._fastpath.counters cimport CounterRegion
+from libc.stdint cimport uint64_t
+
+
+cdef void _add(CounterRegion ctr, Py_ssize_t slot, int field, uint64_t n)
+cdef void _sub(CounterRegion ctr, Py_ssize_t slot, int field, uint64_t n)
+
+
 cdef class VipState:
     cdef public object plan, name, scheme, http, limits, router, default_pool, max_connections
     cdef public object header_timeout, keepalive_timeout, response_timeout, connect_timeout
@@ -26,8 +34,9 @@ cdef class UpstreamCache:
 
 
 cdef class ClientConn:
-    cdef public object listener, ctx, ctr, loop, transport, buf, timer, ttimer, tcb, timer_kind
+    cdef public object listener, ctx, loop, transport, buf, timer, ttimer, tcb, timer_kind
     cdef public VipState vs
+    cdef public CounterRegion ctr
     cdef public UpstreamConn up
     cdef public object client_ip, flow_key, req, route, pool, member, tried, reader, pending
     cdef public object head_out, resp, out_head, rbuf, rreader, connect_task, term, t_connect, t_resp

@@ -30,11 +30,18 @@ from typing import Optional
 from adc._fastpath.counters import Field
 from adc.config.plan import HttpPlan, VipPlan
 from adc.l7 import http1
-from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ClientProtocolError, Limits,
-                          body_reader, parse_request_head, parse_response_head, serialize_fields)
+from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ChunkedReader, ClientProtocolError,
+                          LengthReader, Limits, UntilCloseReader, parse_request_head,
+                          parse_response_head, serialize_fields)
 from adc.l7.persist import Persistence
 from adc.l7.router import A_POOL, A_REDIRECT, A_RESPOND, HeaderOps, Router
 from adc.lb._common import flow_key
+
+try:
+    import cython
+except ImportError:  # Cython absent: this source runs as plain Python
+    class cython:
+        compiled = False
 
 CONN_TOTAL = int(Field.CONN_TOTAL)
 CONN_ACTIVE = int(Field.CONN_ACTIVE)
@@ -62,6 +69,22 @@ _ids = itertools.count(1)
 _rids = itertools.count(1)
 # request ids: a per-process random prefix and a counter, unique without a syscall per request
 _RID_PREFIX = os.urandom(6).hex().encode()
+
+
+# Counter updates: compiled, a C call into the CounterRegion (adc/l7/proxy.pxd types the
+# arguments); as plain Python, its inc/dec methods.
+def _add(ctr, slot, field, n):
+    if cython.compiled:
+        ctr.add(slot, field, n)
+    else:
+        ctr.inc(slot, field, n)
+
+
+def _sub(ctr, slot, field, n):
+    if cython.compiled:
+        ctr.sub(slot, field, n)
+    else:
+        ctr.dec(slot, field, n)
 
 
 class VipState:
@@ -311,8 +334,8 @@ class ClientConn:
         vs = self.vs
         lst.conns_set.add(self)
         ctr = self.ctr
-        ctr.inc(vs.slot, CONN_TOTAL, 1)
-        ctr.inc(vs.slot, CONN_ACTIVE, 1)
+        _add(ctr, vs.slot, CONN_TOTAL, 1)
+        _add(ctr, vs.slot, CONN_ACTIVE, 1)
         peer = transport.get_extra_info("peername")
         if peer:
             self.client_ip = peer[0].encode()
@@ -320,7 +343,7 @@ class ClientConn:
         now = self.m_accept = self.loop.time()
         self.last_io = now
         if vs.max_connections is not None and len(lst.conns_set) > vs.max_connections:
-            ctr.inc(vs.slot, REFUSED, 1)
+            _add(ctr, vs.slot, REFUSED, 1)
             self._local(503, close=True, term="R-")
             return
         self._arm(vs.header_timeout, self._on_header_timeout, "header")
@@ -328,7 +351,7 @@ class ClientConn:
     def data_received(self, data):
         n = len(data)
         self.bytes_in += n
-        self.ctr.inc(self.vs.slot, BYTES_IN, n)
+        _add(self.ctr, self.vs.slot, BYTES_IN, n)
         st = self.state
         if st == S_REQ:
             self.last_io = self.loop.time()
@@ -352,7 +375,7 @@ class ClientConn:
             if up is not None:
                 up.transport.write(data)
                 if self.member is not None:
-                    self.ctr.inc(self.member.slot, BYTES_IN, n)
+                    _add(self.ctr, self.member.slot, BYTES_IN, n)
 
     def eof_received(self):
         # a client half-close: finish the exchange in flight, then close
@@ -379,14 +402,14 @@ class ClientConn:
             self.ttimer = None
         lst = self.listener
         lst.conns_set.discard(self)
-        self.ctr.dec(self.vs.slot, CONN_ACTIVE, 1)
+        _sub(self.ctr, self.vs.slot, CONN_ACTIVE, 1)
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None
         if prev in (S_REQ, S_TUNNEL) and self.req is not None:
             if prev == S_REQ:
                 self.term = "CD" if self.rstate == R_BODY else "CH"
-                self.ctr.inc(self.vs.slot, ERRORS, 1)
+                _add(self.ctr, self.vs.slot, ERRORS, 1)
             self._release_member(error=False)
             up = self.up
             self.up = None
@@ -469,7 +492,7 @@ class ClientConn:
     def _on_header_timeout(self):
         if self.state != S_HEAD:
             return
-        self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
+        _add(self.ctr, self.vs.slot, TIMEOUTS, 1)
         if self.buf:
             self._local(408, close=True, term="cR")
         else:
@@ -490,9 +513,9 @@ class ClientConn:
         if idle < t:
             self._arm(t - idle, self._on_io_timeout, "io")
             return
-        self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
+        _add(self.ctr, self.vs.slot, TIMEOUTS, 1)
         if self.member is not None:
-            self.ctr.inc(self.member.slot, TIMEOUTS, 1)
+            _add(self.ctr, self.member.slot, TIMEOUTS, 1)
         if self.wpaused:
             self._abort("cD", 408)          # the client stopped reading the response
         elif self.req_done:
@@ -503,7 +526,7 @@ class ClientConn:
     def _on_total_timeout(self):
         self.ttimer = None
         if self.state == S_REQ:
-            self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
+            _add(self.ctr, self.vs.slot, TIMEOUTS, 1)
             self._abort("sL", 504)
 
     # --------------------------------------------------------------- requests
@@ -560,8 +583,14 @@ class ClientConn:
         self.state = S_REQ
         self.t_req = self.loop.time()
         self.last_io = self.t_req
-        self.ctr.inc(vs.slot, REQUESTS, 1)
-        self.reader = body_reader(req, ClientProtocolError, vs.limits.body)
+        _add(self.ctr, vs.slot, REQUESTS, 1)
+        # http1.body_reader for a request (a request has no `no_body`/`until_close`: no getattr misses)
+        if req.chunked:
+            self.reader = ChunkedReader(ClientProtocolError, vs.limits.body)
+        elif req.content_length:
+            self.reader = LengthReader(req.content_length)
+        else:
+            self.reader = None
         self.req_done = self.reader is None
         if not req.keep_alive or self.listener.draining:
             self.close_after = True
@@ -701,8 +730,8 @@ class ClientConn:
             if cb.over(up is None) is not None:
                 if up is not None:
                     self.listener.upstreams.put(up)
-                self.ctr.inc(pool.slot, REFUSED, 1)
-                self.ctr.inc(self.vs.slot, REFUSED, 1)
+                _add(self.ctr, pool.slot, REFUSED, 1)
+                _add(self.ctr, self.vs.slot, REFUSED, 1)
                 self._local(503, term="PQ")
                 return
             cb.requests += 1
@@ -710,10 +739,10 @@ class ClientConn:
         self.log_member = m.key
         m.active += 1
         ctr = self.ctr
-        ctr.inc(m.slot, CONN_TOTAL, 1)
-        ctr.inc(m.slot, CONN_ACTIVE, 1)
-        ctr.inc(m.slot, REQUESTS, 1)
-        ctr.inc(pool.slot, REQUESTS, 1)
+        _add(ctr, m.slot, CONN_TOTAL, 1)
+        _add(ctr, m.slot, CONN_ACTIVE, 1)
+        _add(ctr, m.slot, REQUESTS, 1)
+        _add(ctr, pool.slot, REQUESTS, 1)
         if up is not None:
             self.t_connect = self.loop.time()
             self._attach(up, True)
@@ -747,7 +776,7 @@ class ClientConn:
             if self.state != S_REQ or self.member is not m:
                 return
             timed_out = isinstance(e, asyncio.TimeoutError)
-            self.ctr.inc(m.slot, TIMEOUTS if timed_out else ERRORS, 1)
+            _add(self.ctr, m.slot, TIMEOUTS if timed_out else ERRORS, 1)
             self._release_member(error=False)
             if self.tried is None:
                 self.tried = [m]
@@ -784,7 +813,7 @@ class ClientConn:
         else:
             t.write(head)
         self.req_bytes_in += n
-        self.ctr.inc(self.member.slot, BYTES_IN, n)
+        _add(self.ctr, self.member.slot, BYTES_IN, n)
         if self.wpaused:
             up.pause_reading()
         else:
@@ -813,7 +842,7 @@ class ClientConn:
         if up is not None:
             up.transport.write(b)
             self.req_bytes_in += len(b)
-            self.ctr.inc(self.member.slot, BYTES_IN, len(b))
+            _add(self.ctr, self.member.slot, BYTES_IN, len(b))
         else:
             if self.pending is None:
                 self.pending = [b]
@@ -829,7 +858,7 @@ class ClientConn:
             up.close()
             return
         n = len(data)
-        self.ctr.inc(self.member.slot, BYTES_OUT, n)
+        _add(self.ctr, self.member.slot, BYTES_OUT, n)
         self.last_io = self.loop.time()
         rs = self.rstate
         if rs == R_BODY:
@@ -891,7 +920,7 @@ class ClientConn:
         self.up = None
         if up is not None:
             up.close()        # its body is unread: the connection cannot be reused
-        self.ctr.inc(m.slot, ERRORS, 1)
+        _add(self.ctr, m.slot, ERRORS, 1)
         self._release_member(False)
         self.tried = tried
         self.rstate = R_NONE
@@ -938,7 +967,17 @@ class ClientConn:
         elif req.minor == 0:
             parts.append(b"connection: keep-alive\r\n")
         parts.append(b"\r\n")
-        self.rreader = body_reader(resp, BackendProtocolError)
+        # http1.body_reader for a response
+        if resp.no_body:
+            self.rreader = None
+        elif resp.chunked:
+            self.rreader = ChunkedReader(BackendProtocolError)
+        elif resp.until_close:
+            self.rreader = UntilCloseReader()
+        elif resp.content_length:
+            self.rreader = LengthReader(resp.content_length)
+        else:
+            self.rreader = None
         if self.rreader is None:
             self._to_client(b"".join(parts))
             self._resp_done(resp.keep_alive)
@@ -958,7 +997,7 @@ class ClientConn:
                 self._backend_error(e, term="SD")
                 return
             self.listener.last_error = e.reason
-            self.ctr.inc(self.member.slot, ERRORS, 1)
+            _add(self.ctr, self.member.slot, ERRORS, 1)
             self._abort("SD", 502)
             return
         # one write per member read: the pending head, the payload (re-chunked when needed), the end
@@ -983,7 +1022,7 @@ class ClientConn:
                     self.transport.writelines(pieces)
                     self.bytes_out += n
                     self.resp_bytes += n
-                    self.ctr.inc(self.vs.slot, BYTES_OUT, n)
+                    _add(self.ctr, self.vs.slot, BYTES_OUT, n)
         elif head is not None:
             if len(payload) < 16384:
                 self._to_client(head + payload)
@@ -1000,7 +1039,7 @@ class ClientConn:
         self.transport.write(b)
         self.bytes_out += n
         self.resp_bytes += n
-        self.ctr.inc(self.vs.slot, BYTES_OUT, n)
+        _add(self.ctr, self.vs.slot, BYTES_OUT, n)
 
     def _resp_done(self, reusable):
         up = self.up
@@ -1019,11 +1058,11 @@ class ClientConn:
         if m is not None:
             self.member = None
             m.active -= 1
-            self.ctr.dec(m.slot, CONN_ACTIVE, 1)
+            _sub(self.ctr, m.slot, CONN_ACTIVE, 1)
             if self.pool.breaker is not None:
                 self.pool.breaker.requests -= 1
             if error:
-                self.ctr.inc(m.slot, ERRORS, 1)
+                _add(self.ctr, m.slot, ERRORS, 1)
 
     def _finish(self):
         """The exchange is over: log it, then read the next request or close."""
@@ -1074,7 +1113,7 @@ class ClientConn:
             self._backend_error(BackendProtocolError("member closed the connection before a response"),
                                 term="SH")
         else:
-            self.ctr.inc(self.member.slot, ERRORS, 1)
+            _add(self.ctr, self.member.slot, ERRORS, 1)
             self._abort("SD", 502)
 
     def _backend_error(self, e: BackendProtocolError, term="PH"):
@@ -1084,7 +1123,7 @@ class ClientConn:
         if up is not None:
             up.close()
         if self.member is not None:
-            self.ctr.inc(self.member.slot, ERRORS, 1)
+            _add(self.ctr, self.member.slot, ERRORS, 1)
         self._release_member(False)
         self._local(502, term=term)
 
@@ -1123,7 +1162,7 @@ class ClientConn:
         if idle < self.vs.tunnel_timeout:
             self._arm(self.vs.tunnel_timeout - idle, self._on_tunnel_timeout, "tunnel")
             return
-        self.ctr.inc(self.vs.slot, TIMEOUTS, 1)
+        _add(self.ctr, self.vs.slot, TIMEOUTS, 1)
         self.transport.close()
 
     # ----------------------------------------------------------- local answers
@@ -1133,9 +1172,9 @@ class ClientConn:
         if self.state == S_CLOSED:
             return
         if count and status >= 400:
-            self.ctr.inc(self.vs.slot, ERRORS, 1)
+            _add(self.ctr, self.vs.slot, ERRORS, 1)
             if self.pool is not None and status >= 500:
-                self.ctr.inc(self.pool.slot, ERRORS, 1)
+                _add(self.ctr, self.pool.slot, ERRORS, 1)
         if self.up is not None:
             self.up.close()
             self.up = None
@@ -1167,7 +1206,7 @@ class ClientConn:
         """End the exchange in error: answer `status` when nothing was sent yet, else cut the connection."""
         if self.rstate == R_BODY or self.state == S_TUNNEL:
             self.term = term
-            self.ctr.inc(self.vs.slot, ERRORS, 1)
+            _add(self.ctr, self.vs.slot, ERRORS, 1)
             up = self.up
             self.up = None
             if up is not None:
