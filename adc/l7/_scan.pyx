@@ -30,6 +30,30 @@ cdef void _init() noexcept:
 _init()
 
 
+cdef object _mask_a = None, _mask_b = None
+cdef unsigned long long _mask_a_bits = 0, _mask_b_bits = 0
+
+
+cdef unsigned long long _len_mask(special) except? 0:
+    """A bit per length of the names in `special` (63: 63 or longer), cached for the two
+    sets the heads pass, so that most names are never hashed nor lower-cased."""
+    global _mask_a, _mask_b, _mask_a_bits, _mask_b_bits
+    cdef unsigned long long m = 0
+    cdef Py_ssize_t n
+    if special is _mask_a:
+        return _mask_a_bits
+    if special is _mask_b:
+        return _mask_b_bits
+    for name in special:
+        n = len(name)
+        m |= 1ULL << (n if n < 63 else 63)
+    if type(special) is not frozenset:      # could change before the next call: not cached
+        return m
+    _mask_b, _mask_b_bits = _mask_a, _mask_a_bits
+    _mask_a, _mask_a_bits = special, m
+    return m
+
+
 def scan_fields(bytes head, Py_ssize_t pos, special):
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
     cdef Py_ssize_t end = PyBytes_GET_SIZE(head) - 2
@@ -38,6 +62,7 @@ def scan_fields(bytes head, Py_ssize_t pos, special):
     cdef bint upper
     cdef bytes name, lname, value
     cdef char *w
+    cdef unsigned long long lmask = _len_mask(special)
     fields = []
     specials = []
     while pos < end:
@@ -72,6 +97,12 @@ def scan_fields(bytes head, Py_ssize_t pos, special):
             raise ValueError("bare CR in head")
         pos += 2
         name = PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns)
+        value = PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)
+        i = ne - ns
+        if not (lmask >> (i if i < 63 else 63)) & 1:
+            # no special name has this length
+            fields.append((name, value))
+            continue
         if upper:
             lname = PyBytes_FromStringAndSize(NULL, ne - ns)
             w = PyBytes_AS_STRING(lname)
@@ -79,7 +110,6 @@ def scan_fields(bytes head, Py_ssize_t pos, special):
                 w[i] = LOWER[p[ns + i]]
         else:
             lname = name
-        value = PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)
         if lname in special:
             specials.append((lname, value))
         else:
