@@ -83,6 +83,7 @@ def check(cfg: Config, *, file: str = "<config>", line_of: Optional[LineOf] = No
     for i, p in enumerate(cfg.pools):
         _pool(rep, i, p, names)
     _vips(rep, cfg, names)
+    _l4_only_options(rep, cfg)
     if check_files:
         _certificate_files(rep, cfg)
     _unused(rep, cfg, known)
@@ -323,6 +324,37 @@ def _fast_path_options(rep: _Report, i: int, v: Vip, where: str, sni: list) -> N
     if not v.tcp_nodelay:
         rep.error(("vips", i, "tcp_nodelay"), f"{where}: tcp_nodelay",
                   f"set by the L4 fast path, for tcp VIPs without sni_routes (this is {what}); remove it")
+
+
+def _l4_only_options(rep: _Report, cfg: Config) -> None:
+    """Settings only the L4 engine applies must not sit where nothing applies them.
+
+    slow_start, proxy_protocol and hash_key: five_tuple act on the flows of
+    tcp/udp VIPs; a pool that only http/https VIPs (or SNI passthrough) use
+    would ignore them silently. The same for max_connections on a udp VIP,
+    whose flow bound is udp_flow_limit.
+    """
+    l4 = {v.default_pool for v in cfg.vips if v.protocol in ("tcp", "udp") and not v.sni_routes}
+    other = set()
+    for v in cfg.vips:
+        if v.protocol in ("http", "https") or v.sni_routes:
+            other.add(v.default_pool)
+            other.update(r.pool for r in v.routes)
+            other.update(sp.pool for r in v.routes for sp in (r.split or []))
+            other.update(r.pool for r in v.sni_routes)
+    for i, p in enumerate(cfg.pools):
+        if p.name in l4 or p.name not in other:
+            continue
+        for key, on in (("slow_start", p.slow_start > 0), ("proxy_protocol", p.proxy_protocol is not None),
+                        ("hash_key", p.hash_key == "five_tuple")):
+            if on:
+                rep.error(("pools", i, key), f"pool '{p.name}': {key}",
+                          f"applied by the L4 engine to tcp/udp VIPs, and only http/https VIPs or SNI "
+                          f"passthrough use this pool: it would have no effect; remove it")
+    for i, v in enumerate(cfg.vips):
+        if v.protocol == "udp" and v.max_connections is not None:
+            rep.error(("vips", i, "max_connections"), f"vip '{v.name}': max_connections",
+                      "a udp VIP bounds its flows with udp_flow_limit; use that")
 
 
 def _methods(m: RouteMatch) -> Optional[set[str]]:

@@ -252,6 +252,7 @@ def test_dump_yaml_round_trips_every_kind_of_value(tmp_path):
                         query: {debug: "1"}}
                 pool: p
           - {name: dns, address: 127.0.0.1, port: 53, protocol: udp, default_pool: u, udp_one_shot: true}
+          - {name: tcp, address: 127.0.0.1, port: 82, protocol: tcp, default_pool: p}
           - name: l7
             address: 127.0.0.1
             port: 81

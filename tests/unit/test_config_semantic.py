@@ -312,3 +312,30 @@ def test_error_pages_resolve_against_the_file_and_must_exist(tmp_path):
     res = check_text(text, str(tmp_path / "adc.yaml"))
     assert res.ok
     assert res.config.vips[0].http.error_pages == {503: str(tmp_path / "pages" / "503.html")}
+
+
+L4_ONLY = [
+    Case("slow_start on a pool only an http VIP uses does nothing, so it is refused",
+         "slow_start: 30s", ["pool 'p': slow_start: applied by the L4 engine"]),
+    Case("proxy_protocol likewise", "proxy_protocol: v1", ["pool 'p': proxy_protocol: applied by the L4 engine"]),
+    Case("hash_key five_tuple likewise", "hash_key: five_tuple", ["pool 'p': hash_key: applied by the L4 engine"]),
+]
+
+
+@pytest.mark.parametrize("case", L4_ONLY, ids=lambda c: c.desc)
+def test_l4_only_pool_options_on_a_pool_only_l7_uses_are_refused(tmp_path, case):
+    base = ("pools:\n  - name: p\n    {opt}\n    members: [{{address: 127.0.0.1, port: 9001}}]\n"
+            "vips:\n  - {{name: w, address: 127.0.0.1, port: 8080, protocol: http, default_pool: p}}\n")
+    res = check_text(base.format(opt=case.text), str(tmp_path / "a.yaml"))
+    assert any(case.errors[0] in str(e) for e in res.errors), res.errors
+    # the same pool behind a tcp VIP too: the setting acts there, nothing to refuse
+    ok = base.format(opt=case.text) + "  - {name: t, address: 127.0.0.1, port: 8081, protocol: tcp, default_pool: p}\n"
+    assert check_text(ok, str(tmp_path / "b.yaml")).errors == []
+
+
+def test_max_connections_on_a_udp_vip_is_refused_for_udp_flow_limit(tmp_path):
+    text = ("pools:\n  - name: p\n    members: [{address: 127.0.0.1, port: 53}]\nvips:\n"
+            "  - {name: d, address: 127.0.0.1, port: 53, protocol: udp, default_pool: p, max_connections: 10}\n")
+    errs = [str(e) for e in check_text(text, str(tmp_path / "a.yaml")).errors]
+    assert any(e.endswith("a.yaml:5: vip 'd': max_connections: a udp VIP bounds its flows with udp_flow_limit; "
+                          "use that") for e in errs), errs
