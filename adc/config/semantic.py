@@ -84,6 +84,7 @@ def check(cfg: Config, *, file: str = "<config>", line_of: Optional[LineOf] = No
         _pool(rep, i, p, names)
     _vips(rep, cfg, names)
     _l4_only_options(rep, cfg)
+    _persistence_secrets(rep, cfg)
     if check_files:
         _certificate_files(rep, cfg)
     _unused(rep, cfg, known)
@@ -355,6 +356,18 @@ def _l4_only_options(rep: _Report, cfg: Config) -> None:
         if v.protocol == "udp" and v.max_connections is not None:
             rep.error(("vips", i, "max_connections"), f"vip '{v.name}': max_connections",
                       "a udp VIP bounds its flows with udp_flow_limit; use that")
+
+
+def _persistence_secrets(rep: _Report, cfg: Config) -> None:
+    """A persistence cookie signed without a secret is signed with a key derived from the VIP name."""
+    for i, v in enumerate(cfg.vips):
+        places = [(("vips", i, "http", "persistence"), v.http.persistence if v.http else None)]
+        places += [(("vips", i, "routes", j, "persistence"), r.persistence) for j, r in enumerate(v.routes)]
+        for loc, p in places:
+            if p is not None and p.type == "cookie" and not p.secret:
+                rep.warn(loc, f"vip '{v.name}': persistence",
+                         "cookie persistence without `secret`: the cookie is signed with a key anyone can "
+                         "derive from the VIP name, so clients can pick their member; set one secret per fleet")
 
 
 def _methods(m: RouteMatch) -> Optional[set[str]]:

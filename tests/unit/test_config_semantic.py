@@ -339,3 +339,17 @@ def test_max_connections_on_a_udp_vip_is_refused_for_udp_flow_limit(tmp_path):
     errs = [str(e) for e in check_text(text, str(tmp_path / "a.yaml")).errors]
     assert any(e.endswith("a.yaml:5: vip 'd': max_connections: a udp VIP bounds its flows with udp_flow_limit; "
                           "use that") for e in errs), errs
+
+
+def test_cookie_persistence_without_a_secret_is_warned_about(tmp_path):
+    text = ("pools:\n  - name: p\n    members: [{address: 127.0.0.1, port: 9001}]\nvips:\n"
+            "  - name: w\n    address: 127.0.0.1\n    port: 8080\n    protocol: http\n    default_pool: p\n"
+            "    http:\n      persistence: {type: cookie}\n")
+    res = check_text(text, str(tmp_path / "a.yaml"))
+    assert res.errors == []
+    assert [str(w) for w in res.warnings if "persistence" in str(w)] == [
+        f"{tmp_path / 'a.yaml'}:11: vip 'w': persistence: cookie persistence without `secret`: the cookie is "
+        "signed with a key anyone can derive from the VIP name, so clients can pick their member; "
+        "set one secret per fleet"]
+    res = check_text(text.replace("{type: cookie}", "{type: cookie, secret: s3cret}"), str(tmp_path / "b.yaml"))
+    assert not [w for w in res.warnings if "persistence" in str(w)]
