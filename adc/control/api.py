@@ -253,12 +253,12 @@ class Api:
 
     async def config_validate(self, req):
         text, path = self._yaml_arg(req)
-        await self.sup.validate(text, path)
-        return {"ok": True}
+        _, warnings = await self.sup.validate(text, path)
+        return {"ok": True, "warnings": warnings}
 
     async def config_diff(self, req):
         text, path = self._yaml_arg(req)
-        cfg = await self.sup.validate(text, path)
+        cfg, _ = await self.sup.validate(text, path)
         changes = cfgdiff.diff(self.sup.config, cfg)
         remaps = maglev_moves(self.sup.config, cfg)
         text = cfgdiff.render(changes)

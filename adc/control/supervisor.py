@@ -346,19 +346,22 @@ class Supervisor:
             self.health.configure(cfg)
         return got
 
-    async def validate(self, text: str, path: str) -> Config:
-        """Raises ConfigInvalid with every error of the text.
+    async def validate(self, text: str, path: str) -> tuple[Config, list[str]]:
+        """The config and its warnings; raises ConfigInvalid with every error of the text.
 
         In a thread: a large config takes most of a second to check, and the
         health checks sharing this loop must not see that as member timeouts.
         """
-        return await asyncio.get_running_loop().run_in_executor(None, loader.load_text, text, path)
+        res = await asyncio.get_running_loop().run_in_executor(None, loader.check_text, text, path)
+        if not res.ok:
+            raise ConfigInvalid(res.errors, res.warnings)
+        return res.config, [f"{w} (warning)" for w in res.warnings]
 
     async def apply_text(self, text: str, path: str, comment: str = "", dry_run: bool = False,
                          source: str = "api") -> dict:
-        cfg = await self.validate(text, path)
+        cfg, warnings = await self.validate(text, path)
         changes = cfgdiff.diff(self.config, cfg)
-        notes = self._restart_only(cfg)
+        notes = warnings + self._restart_only(cfg)
         if dry_run:
             try:
                 cfgcompile.compile_plan(cfg, self.revision + 1, self.slots.copy(), self._member_state_for(cfg))
@@ -394,7 +397,7 @@ class Supervisor:
         path = entry.get("source") or self.config_path
         if not os.path.isabs(path):
             path = self.config_path
-        cfg = await self.validate(entry["text"], path)
+        cfg, _ = await self.validate(entry["text"], path)
         async with self._lock:
             rev = await self._apply(cfg, entry["text"], path, f"rollback to revision {revision}", "rollback")
         logger.info("rolled back to revision %d as revision %d", revision, rev)

@@ -635,3 +635,14 @@ def test_a_restart_says_when_the_file_is_behind_a_revision_applied_through_the_a
         assert {http_get(ip, 8080, "/")[1].split()[0] for _ in range(4)} == {b"backend-1", b"backend-2"}
     finally:
         d2.stop()
+
+
+def test_apply_shows_the_configs_warnings(site, tmp_path):
+    ip, d, _ = site
+    f = tmp_path / "warn.yaml"
+    f.write_text(example("adc.yaml", ip).replace(
+        "    default_pool: web\n    routes:", "    default_pool: web\n    http:\n      persistence: {type: cookie}\n    routes:"))
+    r = d.ctl("apply", "-f", str(f), "-o", "table")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"note: .*warn.yaml:\d+: vip 'web': persistence: cookie persistence without `secret`.*"
+                     r"\(warning\)", r.stdout), r.stdout
