@@ -55,13 +55,13 @@ cdef class CounterRegion:
         cdef int f
         if not 0 <= slot < self.nslots:
             return [0] * NFIELDS
-        return [self.base[slot * NFIELDS + f] for f in range(NFIELDS)]
+        return [self.base[slot * NFIELDS + f] for f in range(<int> NFIELDS)]
 
     def reset_slot(self, Py_ssize_t slot):
         """Zero a slot that is being given to a new object."""
         cdef int f
         if 0 <= slot < self.nslots:
-            for f in range(NFIELDS):
+            for f in range(<int> NFIELDS):
                 self.base[slot * NFIELDS + f] = 0
 
     def zero_active(self):
