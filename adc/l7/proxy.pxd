@@ -26,17 +26,25 @@ cdef class UpstreamConn:
     cdef public double idle_since
     cdef public bint closed, paused
 
+    cpdef pause_reading(self)
+    cpdef resume_reading(self)
+    cpdef close(self)
+
 
 cdef class UpstreamCache:
     cdef public object loop, idle, _sweeper
     cdef public Py_ssize_t max_idle
     cdef public double idle_timeout
 
+    cpdef UpstreamConn take(self, key)
+    cpdef put(self, UpstreamConn up)
+
 
 cdef class ClientConn:
     cdef public object listener, ctx, loop, transport, buf, timer, ttimer, tcb, timer_kind
     cdef public VipState vs
     cdef public CounterRegion ctr
+    cdef public UpstreamCache upstreams
     cdef public UpstreamConn up
     cdef public object client_ip, flow_key, req, route, pool, member, tried, reader, pending
     cdef public object head_out, resp, out_head, rbuf, rreader, connect_task, term, t_connect, t_resp

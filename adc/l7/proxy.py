@@ -266,6 +266,7 @@ class ClientConn:
         self.ctr = listener.ctx.counters
         self.loop = listener.ctx.loop
         self.vs: VipState = listener.state
+        self.upstreams = listener.upstreams      # typed when compiled: take/put are C calls
         self.id = next(_ids)
         self.transport = None
         self.state = S_HEAD
@@ -723,13 +724,13 @@ class ClientConn:
                 self._local(502, term="SC")
             return
         key = (m.address, m.port)
-        up = self.listener.upstreams.take(key)
+        up = self.upstreams.take(key)
         cb = pool.breaker
         if cb is not None:
             # circuit breaker (adc.runtime.Breaker): over a pool limit, 503 now rather than pile on
             if cb.over(up is None) is not None:
                 if up is not None:
-                    self.listener.upstreams.put(up)
+                    self.upstreams.put(up)
                 _add(self.ctr, pool.slot, REFUSED, 1)
                 _add(self.ctr, self.vs.slot, REFUSED, 1)
                 self._local(503, term="PQ")
@@ -1046,7 +1047,7 @@ class ClientConn:
         self.up = None
         if up is not None:
             if reusable and self.req_done and not up.closed:
-                self.listener.upstreams.put(up)
+                self.upstreams.put(up)
             else:
                 up.close()
         self._release_member(error=False)
