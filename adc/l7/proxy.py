@@ -71,6 +71,20 @@ _rids = itertools.count(1)
 _RID_PREFIX = os.urandom(6).hex().encode()
 
 
+# status lines sent to clients, by status: (reason, line); statuses are three digits, so bounded
+_STATUS_LINES: dict = {}
+
+
+def _status_line(status, reason):
+    c = _STATUS_LINES.get(status)
+    if c is not None and c[0] == reason:
+        return c[1]
+    line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
+    if len(reason) <= 64:
+        _STATUS_LINES[status] = (reason, line)
+    return line
+
+
 # Counter updates: compiled, a C call into the CounterRegion (adc/l7/proxy.pxd types the
 # arguments); as plain Python, its inc/dec methods.
 def _add(ctr, slot, field, n):
@@ -649,15 +663,19 @@ class ClientConn:
         self._dispatch(None)
 
     def _upstream_head(self, req, fields, authority) -> bytes:
+        # one list of pieces and one join: no format string is parsed per request
         vs = self.vs
-        parts = [b"%b %b HTTP/1.1\r\nhost: %b\r\n" % (req.method, req.target, authority),
+        parts = [req.method, b" ", req.target, b" HTTP/1.1\r\nhost: ", authority, b"\r\n",
                  serialize_fields(fields)]
         if vs.x_forwarded:
-            xff = self.client_ip if req.xff is None else req.xff + b", " + self.client_ip
-            parts.append(b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\nx-forwarded-host: %b\r\n"
-                         % (xff, vs.scheme, req.authority))
+            parts.append(b"x-forwarded-for: ")
+            if req.xff is not None:
+                parts.append(req.xff)
+                parts.append(b", ")
+            parts += (self.client_ip, b"\r\nx-forwarded-proto: ", vs.scheme, b"\r\nx-forwarded-host: ",
+                      req.authority, b"\r\n")
         elif req.xff is not None:
-            parts.append(b"x-forwarded-for: %b\r\n" % req.xff)
+            parts += (b"x-forwarded-for: ", req.xff, b"\r\n")
         if vs.forwarded:
             ip = self.client_ip
             node = b'"[%b]"' % ip if b":" in ip else ip
@@ -670,7 +688,7 @@ class ClientConn:
                 have = req.field(rid)
             if have is None:
                 self.request_id = b"%b%x" % (_RID_PREFIX, next(_rids))
-                parts.append(b"%b: %b\r\n" % (vs.request_id_name, self.request_id))
+                parts += (vs.request_id_name, b": ", self.request_id, b"\r\n")
             else:
                 self.request_id = have
         if req.chunked:
@@ -934,7 +952,7 @@ class ClientConn:
         self.status = resp.status
         self.t_resp = self.loop.time()
         req = self.req
-        parts = [b"HTTP/1.1 %d %b\r\n" % (resp.status, resp.reason)]
+        parts = [_status_line(resp.status, resp.reason)]
         fields = resp.fields
         if self.resp_ops is not None:
             fields = self.resp_ops.apply(fields)
