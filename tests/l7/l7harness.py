@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import asyncio
 import os
 import socket
 import socketserver
@@ -69,7 +70,12 @@ class Proxy:
         self._ready.set()
         self.loop.run_forever()
         self.listener.close_all()
+        # let the transports finish closing, then close the loop here: a loop left to the
+        # garbage collector closes its handles' fds whenever it goes, maybe after another
+        # test has been given the same fd numbers
+        self.loop.run_until_complete(asyncio.sleep(0.01))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
 
     def __enter__(self):
         self.thread.start()
@@ -101,8 +107,12 @@ class Proxy:
 
     def set_pools(self, pools: list):
         def swap():
+            # as a worker's Prepare then Commit
             old = self.ctx.pools
-            self.ctx.pools = {p.name: PoolRuntime(p, old.get(p.name)) for p in pools}
+            new = {p.name: PoolRuntime(p, old.get(p.name)) for p in pools}
+            for pool in new.values():
+                pool.activate()
+            self.ctx.pools = new
         self.call(swap)
 
     def wait_idle(self, timeout=5.0):
