@@ -44,6 +44,7 @@ proxy = _load_proxy()
 ClientConn = proxy.ClientConn
 UpstreamConn = proxy.UpstreamConn
 UpstreamCache = proxy.UpstreamCache
+TimerHeap = proxy.TimerHeap
 VipState = proxy.VipState
 Exchange = proxy.Exchange
 S_HEAD, S_REQ, S_TUNNEL, S_CLOSED = proxy.S_HEAD, proxy.S_REQ, proxy.S_TUNNEL, proxy.S_CLOSED
@@ -58,6 +59,7 @@ class HttpListener(Listener):
         self.conns_set: set = set()
         h = self.state.http
         self.upstreams = UpstreamCache(ctx.loop, h.max_idle_per_member, h.member_idle_timeout)
+        self.timers = TimerHeap(ctx.loop)
         self.server = None
         self.draining = False
         self.last_error = None
@@ -98,6 +100,7 @@ class HttpListener(Listener):
             if c.transport is not None:
                 c.transport.abort()
         self.upstreams.close_all()
+        self.timers.close()
 
     def active(self) -> int:
         return len(self.conns_set)

@@ -40,7 +40,17 @@ cdef class UpstreamCache:
     cpdef put(self, UpstreamConn up)
 
 
+cdef class TimerHeap:
+    cdef public object loop, heap, handle
+    cdef public double at
+    cdef public long long seq
+
+    cpdef add(self, double at, conn)
+
+
 cdef class ClientConn:
+    cdef object __weakref__
+    cdef public TimerHeap timers
     cdef public object listener, ctx, loop, transport, buf, timer, ttimer, tcb, timer_kind
     cdef public VipState vs
     cdef public CounterRegion ctr
@@ -56,6 +66,7 @@ cdef class ClientConn:
 
     # the per-request path: C calls between these (Python can still call them)
     cpdef _reset_request(self)
+    cpdef _timer_due(self, double at)
     cpdef pause(self, bit)
     cpdef resume(self, bit)
     cpdef _process(self, start)

@@ -21,10 +21,12 @@ received from it, errors, timeouts.
 """
 
 import asyncio
+import heapq
 import itertools
 import os
 import socket
 import time
+import weakref
 from typing import Optional
 
 from adc._fastpath.counters import Field
@@ -266,6 +268,50 @@ class UpstreamCache:
             self._sweeper = None
 
 
+class TimerHeap:
+    """The deadlines of a listener's client connections: one heap and one loop timer.
+
+    A loop timer per connection (created at accept, cancelled at close) cost more than the
+    rest of a short connection's setup; entries here are (deadline, seq, weak reference).
+    """
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.heap = []
+        self.handle = None
+        self.at = 0.0
+        self.seq = 0
+
+    def add(self, at, conn) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (at, self.seq, weakref.ref(conn)))
+        h = self.handle
+        if h is None or at < self.at:
+            if h is not None:
+                h.cancel()
+            self.at = at
+            self.handle = self.loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self.handle = None
+        heap = self.heap
+        now = self.loop.time() + 0.0005
+        while heap and heap[0][0] <= now:
+            at, _, ref = heapq.heappop(heap)
+            c = ref()
+            if c is not None:
+                c._timer_due(at)
+        if heap and self.handle is None:
+            self.at = heap[0][0]
+            self.handle = self.loop.call_at(self.at, self._fire)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.heap.clear()
+
+
 class Exchange:
     """One request/response, as the access log sees it."""
     __slots__ = ("client", "client_port", "vip", "route", "pool", "member", "method", "target",
@@ -281,6 +327,7 @@ class ClientConn:
         self.loop = listener.ctx.loop
         self.vs: VipState = listener.state
         self.upstreams = listener.upstreams      # typed when compiled: take/put are C calls
+        self.timers = listener.timers
         self.id = next(_ids)
         self.transport = None
         self.state = S_HEAD
@@ -460,9 +507,10 @@ class ClientConn:
                 self.transport.resume_reading()
 
     # ----------------------------------------------------------------- timers
-    # One lazily re-armed timer per connection: moving a deadline later (the common case,
-    # once per request) is an assignment; the loop's timer is replaced only when a deadline
-    # moves earlier, and a timer that fires early re-arms itself for the deadline.
+    # One lazily re-armed deadline per connection: moving it later (the common case, once
+    # per request) is an assignment; a new entry goes into the listener's TimerHeap only when
+    # the deadline moves earlier, and an entry that comes due early re-arms for the deadline.
+    # An entry left behind (the deadline moved, or the connection closed) is ignored when due.
 
     def _arm(self, delay, cb, kind=None):
         if not delay:
@@ -472,12 +520,16 @@ class ClientConn:
         self.deadline = d
         self.tcb = cb
         self.timer_kind = kind
-        t = self.timer
-        if t is None or self.timer_at > d:
-            if t is not None:
-                t.cancel()
+        if self.timer is None or self.timer_at > d:
             self.timer_at = d
-            self.timer = self.loop.call_at(d, self._on_timer)
+            self.timer = True
+            self.timers.add(d, self)
+
+    def _timer_due(self, at):
+        """From the TimerHeap: the entry for `at` is due."""
+        if self.timer is None or at != self.timer_at:
+            return      # superseded by an earlier entry, or killed
+        self._on_timer()
 
     def _on_timer(self):
         self.timer = None
@@ -487,7 +539,8 @@ class ClientConn:
         d = self.deadline
         if self.loop.time() < d - 0.0005:
             self.timer_at = d
-            self.timer = self.loop.call_at(d, self._on_timer)
+            self.timer = True
+            self.timers.add(d, self)
             return
         self.tcb = None
         self.timer_kind = None
@@ -500,9 +553,7 @@ class ClientConn:
     def _kill_timer(self):
         self.tcb = None
         self.timer_kind = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.timer = None
 
     def _on_header_timeout(self):
         if self.state != S_HEAD:
