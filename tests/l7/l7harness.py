@@ -383,6 +383,15 @@ class FastBackend:
             self._ready.set()
         self.loop.run_until_complete(main())
         self.loop.run_forever()
+        # close the server and the loop here, in the loop's thread. Left open, both the
+        # server's handle and self.sock own the listening fd, and when the garbage collector
+        # takes the loop and the socket (in whatever thread it runs, maybe tests later) each
+        # closes that fd number: the second close hits whatever socket was given the number
+        # in between (EBADF in an unrelated test). Closing the server detaches self.sock.
+        self.server.close()
+        self.loop.run_until_complete(self.server.wait_closed())
+        self.loop.run_until_complete(asyncio.sleep(0.01))
+        self.loop.close()
 
     def __enter__(self):
         self.thread.start()
@@ -392,3 +401,4 @@ class FastBackend:
     def __exit__(self, *a):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.sock.close()
