@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -80,6 +81,7 @@ class Worker:
         self.incoming_txid: Optional[int] = None
         self.done = asyncio.Event()
         self.shutting_down = False
+        self._frozen = False
 
     # ------------------------------------------------------------ control socket
     def send(self, msg) -> None:
@@ -225,6 +227,11 @@ class Worker:
             if key not in keys:
                 # the VIP is gone: our copy goes; the supervisor closes its own
                 self.socks.pop(key).close()
+        if not self._frozen:
+            # what exists now (modules, plan, listeners) lives as long as the worker: keep the
+            # collector from walking it again on every generation-2 pass in the data path
+            gc.freeze()
+            self._frozen = True
         logger.info("worker %d now runs revision %d", self.slot, plan.revision)
 
     async def _start(self, lst: Listener) -> None:
