@@ -29,7 +29,7 @@ import time
 import weakref
 from typing import Optional
 
-from adc._fastpath.counters import Field
+from adc.fields import BYTES_IN, BYTES_OUT, CONN_ACTIVE, CONN_TOTAL, ERRORS, REFUSED, REQUESTS, TIMEOUTS
 from adc.config.plan import HttpPlan, VipPlan
 from adc.l7 import http1
 from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ChunkedReader, ClientProtocolError,
@@ -45,14 +45,6 @@ except ImportError:  # Cython absent: this source runs as plain Python
     class cython:
         compiled = False
 
-CONN_TOTAL = int(Field.CONN_TOTAL)
-CONN_ACTIVE = int(Field.CONN_ACTIVE)
-BYTES_IN = int(Field.BYTES_IN)
-BYTES_OUT = int(Field.BYTES_OUT)
-REQUESTS = int(Field.REQUESTS)
-ERRORS = int(Field.ERRORS)
-REFUSED = int(Field.REFUSED)
-TIMEOUTS = int(Field.TIMEOUTS)
 
 # client connection states
 S_HEAD, S_REQ, S_TUNNEL, S_CLOSED = range(4)
