@@ -257,7 +257,8 @@ def test_response_until_close_is_rechunked_for_keepalive_clients():
 
 
 @pytest.mark.parametrize("scanner", ["c", "python"])  # C fast path and the Python reference
-@pytest.mark.parametrize("case", REJECTED, ids=lambda c: c.what)
+# cases refused before their head is complete are the proxy's, tested above: not the core's
+@pytest.mark.parametrize("case", [c for c in REJECTED if b"\r\n\r\n" in c.request], ids=lambda c: c.what)
 def test_core_refuses_each_case_with_both_scanners(monkeypatch, case, scanner):
     from adc.l7 import http1
     parse = http1.parse_request_head
@@ -265,8 +266,6 @@ def test_core_refuses_each_case_with_both_scanners(monkeypatch, case, scanner):
         monkeypatch.setattr(http1, "scan_fields", http1.scan_fields_py)
         parse = http1.parse_request_head_py
     end = case.request.find(b"\r\n\r\n")
-    if end < 0:
-        pytest.skip("refused before the head is complete")
     with pytest.raises(http1.ClientProtocolError) as e:
         parse(case.request[:end + 4])
     assert e.value.status == case.status
