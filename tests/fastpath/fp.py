@@ -100,3 +100,28 @@ def recv_all(s):
         if not d:
             return bytes(buf)
         buf += d
+
+
+def backends(procs, n, greet=True):
+    """n TCP backends named b0..b(n-1); each greets a new connection with its name unless greet=False."""
+    out = [Backend("tcp", f"b{i}", greet=greet) for i in range(n)]
+    procs.extend(out)
+    return out
+
+
+def greeting(s):
+    """The name a greeting backend sent first: which member the proxy chose."""
+    line = b""
+    while not line.endswith(b"\n"):
+        d = s.recv(1)
+        if not d:
+            break
+        line += d
+    return line.decode().strip()
+
+
+def closed_by_proxy(s):
+    try:
+        return s.recv(10) == b""
+    except ConnectionResetError:
+        return True

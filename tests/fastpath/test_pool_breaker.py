@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 
-from fp import Backend, Proxy, member
+from fp import Proxy, backends, closed_by_proxy, greeting, member
 
 VIP_SLOT, POOL_SLOT = 1, 2
 CONN_TOTAL, CONN_ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, ERRORS, REFUSED, TIMEOUTS = range(8)
@@ -23,30 +23,10 @@ def start(procs, members, breaker, **vip):
     return proxy
 
 
-def backends(procs, n):
-    out = []
-    for i in range(n):
-        b = Backend("tcp", f"b{i}", greet=True)
-        procs.append(b)
-        out.append(b)
-    return out
 
 
-def greeting(s):
-    line = b""
-    while not line.endswith(b"\n"):
-        d = s.recv(1)
-        if not d:
-            break
-        line += d
-    return line.decode().strip()
 
 
-def closed_by_proxy(s):
-    try:
-        return s.recv(10) == b""
-    except ConnectionResetError:
-        return True
 
 
 def counters(proxy, slot):

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from fp import Backend, Proxy, closed_port, member, recv_all, recv_exactly
+from fp import Proxy, backends, closed_port, greeting, member, recv_all, recv_exactly
 
 VIP_SLOT, POOL_SLOT = 1, 2
 CONN_TOTAL, CONN_ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, ERRORS, REFUSED, TIMEOUTS = range(8)
@@ -23,20 +23,8 @@ def start(procs, members, algorithm="round_robin", vip_extra=None, pool_extra=No
     return proxy
 
 
-def backends(procs, n, greet=True):
-    out = [Backend("tcp", f"b{i}", greet=greet) for i in range(n)]
-    procs.extend(out)
-    return out
 
 
-def greeting(s):
-    line = b""
-    while not line.endswith(b"\n"):
-        d = s.recv(1)
-        if not d:
-            break
-        line += d
-    return line.decode().strip()
 
 
 def test_100_mb_each_way_arrive_intact(procs):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import time
 
-from fp import Backend, Proxy, member, recv_exactly
+from fp import Backend, Proxy, closed_by_proxy, greeting, member, recv_exactly
 
 VIP_SLOT, POOL_SLOT = 1, 2
 CONN_TOTAL, CONN_ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, ERRORS, REFUSED, TIMEOUTS = range(8)
@@ -30,14 +30,6 @@ def backend(procs, name="b0"):
     return b
 
 
-def greeting(s):
-    line = b""
-    while not line.endswith(b"\n"):
-        d = s.recv(1)
-        if not d:
-            break
-        line += d
-    return line.decode().strip()
 
 
 def silent(s, wait=0.3):
@@ -52,11 +44,6 @@ def silent(s, wait=0.3):
     return False
 
 
-def closed_by_proxy(s):
-    try:
-        return s.recv(10) == b""
-    except ConnectionResetError:
-        return True
 
 
 def states(proxy):
