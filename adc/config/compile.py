@@ -24,7 +24,6 @@ from adc.config.plan import (
     Plan,
     PoolPlan,
     RoutePlan,
-    TlsPlan,
     VipPlan,
     listener_key,
 )

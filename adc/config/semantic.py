@@ -350,8 +350,8 @@ def _l4_only_options(rep: _Report, cfg: Config) -> None:
                         ("hash_key", p.hash_key == "five_tuple")):
             if on:
                 rep.error(("pools", i, key), f"pool '{p.name}': {key}",
-                          f"applied by the L4 engine to tcp/udp VIPs, and only http/https VIPs or SNI "
-                          f"passthrough use this pool: it would have no effect; remove it")
+                          "applied by the L4 engine to tcp/udp VIPs, and only http/https VIPs or SNI "
+                          "passthrough use this pool: it would have no effect; remove it")
     for i, v in enumerate(cfg.vips):
         if v.protocol == "udp" and v.max_connections is not None:
             rep.error(("vips", i, "max_connections"), f"vip '{v.name}': max_connections",

@@ -11,7 +11,6 @@ import ipaddress
 import os
 import re
 import struct
-from typing import Optional
 
 from adc.config.schema import Monitor, format_duration
 

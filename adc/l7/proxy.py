@@ -24,7 +24,6 @@ import asyncio
 import heapq
 import itertools
 import os
-import socket
 import time
 import weakref
 from typing import Optional
@@ -1295,7 +1294,6 @@ class ClientConn:
         e.vip = self.vs.name
         e.route = self.route.name if self.route is not None else None
         e.pool = self.pool.name if self.pool is not None else None
-        m = self.member
         e.member = self.log_member
         e.method = req.method if req is not None else None
         e.target = req.target if req is not None else None

@@ -23,7 +23,6 @@ from typing import Callable, Optional
 from urllib.parse import unquote_to_bytes
 
 from adc.config.plan import HeaderOpsPlan, RoutePlan
-from adc.l7 import http1
 
 A_POOL, A_SPLIT, A_REDIRECT, A_RESPOND = range(4)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from typing import Optional
 
 from adc.config.schema import NAME_PATTERN

@@ -5,7 +5,7 @@ import hashlib
 import os
 from typing import Optional
 
-from adc.config.plan import HeaderOpsPlan, HttpPlan, RedirectPlan, RoutePlan, TlsPlan, VipPlan
+from adc.config.plan import HeaderOpsPlan, RedirectPlan, RoutePlan, TlsPlan, VipPlan
 
 # one per adcd (the supervisor compiles every plan): every worker derives the same ticket keys,
 # and a restart starts fresh keys

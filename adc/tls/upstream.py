@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
-from typing import Optional
 
 from adc.config.plan import UpstreamTlsPlan
 

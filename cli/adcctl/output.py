@@ -111,7 +111,6 @@ def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: Optional[
 
 def kv(pairs: Iterable[tuple[str, Any]], title: Optional[str] = None):
     """A two-column key/value table for `show` commands."""
-    from rich import box
     from rich.table import Table
     from rich.text import Text
 

@@ -31,7 +31,7 @@ class Echo(asyncio.Protocol):
 
 
 async def main():
-    kind, name = sys.argv[1], sys.argv[2]
+    _kind, name = sys.argv[1], sys.argv[2]
     greet = f"{name}\n".encode() if "--greet" in sys.argv else None
     loop = asyncio.get_running_loop()
     srv = await loop.create_server(lambda: Echo(greet), "127.0.0.1", 0, backlog=4096)

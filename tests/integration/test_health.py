@@ -13,14 +13,13 @@ import json
 import shutil
 import socket
 import socketserver
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from harness import Adcd, Proc, fresh_ip, http_get, udp_roundtrip, wait_port
+from harness import Adcd, Proc, fresh_ip, http_get, udp_roundtrip
 
 INTERVAL = 0.5
 RISE = 2

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import http.client
-import json
-import threading
 
 from adc.config.plan import HttpPlan, PersistencePlan, RoutePlan
-from l7harness import Backend, FastBackend, Proxy, RawBackend, pool, vip
+from l7harness import FastBackend, Proxy, RawBackend, pool, vip
 
 
 def req(port, path="/", headers=None):

@@ -7,7 +7,7 @@ import json
 
 from adc.config.plan import (FixedResponsePlan, HeaderOpsPlan, HttpPlan, RedirectPlan, RewritePlan,
                              RoutePlan)
-from l7harness import Backend, FastBackend, Proxy, pool, raw_exchange, vip
+from l7harness import Backend, FastBackend, Proxy, pool, vip
 
 
 def req(port, path="/", method="GET", headers=None, conn=None):

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import threading
 import time
 
-import pytest
 
 from adc.config.plan import HttpPlan
 from l7harness import Backend, Proxy, RawBackend, pool, raw_exchange, vip

@@ -2,7 +2,6 @@
 and the C fast path (adc._fastpath.sched)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
