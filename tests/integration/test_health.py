@@ -75,30 +75,44 @@ class HttpMember:
             self.server = None
 
 
-class UdpMember:
-    """A UDP service that answers `NAME payload` until it is muted."""
+class UdpServer:
+    """A UDP service on a thread: `reply(data) -> bytes | None` answers each datagram (None: silence)."""
 
-    def __init__(self, ip: str, port: int, name: str):
-        self.name = name
-        self.muted = False
+    def __init__(self, ip: str, port: int):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((ip, port))
         self.sock.settimeout(0.2)
         self._stop = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
+    def reply(self, data: bytes):
+        raise NotImplementedError
+
     def _run(self):
         while not self._stop.is_set():
             try:
-                data, addr = self.sock.recvfrom(2048)
+                data, addr = self.sock.recvfrom(4096)
             except OSError:
                 continue
-            if not self.muted:
-                self.sock.sendto(self.name.encode() + b" " + data, addr)
+            out = self.reply(data)
+            if out is not None:
+                self.sock.sendto(out, addr)
 
     def close(self):
         self._stop.set()
         self.sock.close()
+
+
+class UdpMember(UdpServer):
+    """A UDP service that answers `NAME payload` until it is muted."""
+
+    def __init__(self, ip: str, port: int, name: str):
+        self.name = name
+        self.muted = False
+        super().__init__(ip, port)
+
+    def reply(self, data: bytes):
+        return None if self.muted else self.name.encode() + b" " + data
 
 
 # ------------------------------------------------------------------ helpers
@@ -279,7 +293,7 @@ def test_udp_service_that_stops_answering_leaves_and_returns(tmp_path):
 
 
 # --------------------------------------------------------------------- DNS
-class DnsServer:
+class DnsServer(UdpServer):
     """A DNS server built on dnspython: answers A for its zone, or SERVFAIL when told to."""
 
     def __init__(self, ip: str, port: int, answer: str):
@@ -289,33 +303,19 @@ class DnsServer:
         self._msg, self._rcode, self._rrset = dns.message, dns.rcode, dns.rrset
         self.answer = answer
         self.servfail = False
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((ip, port))
-        self.sock.settimeout(0.2)
-        self._stop = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__(ip, port)
 
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                wire, addr = self.sock.recvfrom(4096)
-            except OSError:
-                continue
-            try:
-                q = self._msg.from_wire(wire)
-            except Exception:
-                continue
-            r = self._msg.make_response(q)
-            if self.servfail:
-                r.set_rcode(self._rcode.SERVFAIL)
-            else:
-                name = q.question[0].name
-                r.answer.append(self._rrset.from_text(name, 30, "IN", "A", self.answer))
-            self.sock.sendto(r.to_wire(), addr)
-
-    def close(self):
-        self._stop.set()
-        self.sock.close()
+    def reply(self, wire: bytes):
+        try:
+            q = self._msg.from_wire(wire)
+        except Exception:
+            return None
+        r = self._msg.make_response(q)
+        if self.servfail:
+            r.set_rcode(self._rcode.SERVFAIL)
+        else:
+            r.answer.append(self._rrset.from_text(q.question[0].name, 30, "IN", "A", self.answer))
+        return r.to_wire()
 
 
 def test_dns_server_answering_servfail_leaves_and_returns(tmp_path):

@@ -19,6 +19,23 @@ from harness import Adcd, Backends, fresh_ip, http_get
 from test_foundation import Load
 
 
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def serve(ip: str, port: int, handler) -> socketserver.ThreadingTCPServer:
+    """A threaded TCP member on ip:port, serving until `stop`."""
+    server = _Server((ip, port), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def stop(server: socketserver.ThreadingTCPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
 class NamedEcho:
     """A TCP member that says its name on connect, then echoes each line."""
 
@@ -34,16 +51,10 @@ class NamedEcho:
                 except OSError:
                     pass
 
-        class Server(socketserver.ThreadingTCPServer):
-            allow_reuse_address = True
-            daemon_threads = True
-
-        self.server = Server((ip, port), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = serve(ip, port, Handler)
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        stop(self.server)
 
 
 def members(d: Adcd, pool: str) -> dict:
@@ -142,16 +153,10 @@ class SlowHttp:
                 except OSError:
                     pass
 
-        class Server(socketserver.ThreadingTCPServer):
-            allow_reuse_address = True
-            daemon_threads = True
-
-        self.server = Server((ip, port), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = serve(ip, port, Handler)
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        stop(self.server)
 
 
 @pytest.mark.parametrize("admin", ["drain", "maint"])
