@@ -392,13 +392,17 @@ def main() -> int:
     ap.add_argument("--port-base", type=int, default=23100, help="ports used: BASE+1 .. BASE+17")
     ap.add_argument("--adcd", help="the adcd to run (default: the venv's)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
-    ap.add_argument("--out", help="where to write results (default: perf/results for --full, perf/work otherwise)")
+    ap.add_argument("--out", help="where to write results (default: perf/results for a whole --full run, perf/work otherwise)")
     ap.add_argument("--render", metavar="JSON", help="only re-render the table, plot and RESULTS.md of a recorded run")
     args = ap.parse_args()
     if args.render:
         return render(args.render)
 
     quick = args.quick
+    # only a whole run of every proxy and scenario replaces the recorded results; a partial one
+    # (a subset, other repetitions) goes to perf/work so it cannot overwrite them by accident
+    partial = (args.reps is not None or args.duration is not None or args.scenarios != "all"
+               or set(args.proxies.split(",")) != set(PROXIES) or args.no_memory)
     reps = args.reps or (1 if quick else 5)
     duration = args.duration or (2.0 if quick else 8.0)
     wanted = set(args.proxies.split(","))
@@ -561,7 +565,7 @@ def main() -> int:
                              "figures are noisy; rerun on a quiet machine before drawing conclusions.")
 
     print(report.table_text(results))
-    if interrupted:  # a partial run never replaces the recorded results
+    if interrupted or partial:  # a partial run never replaces the recorded results
         quick = True
     outdir = args.out or (os.path.join(HERE, "results") if not quick else os.path.join(HERE, "work"))
     os.makedirs(outdir, exist_ok=True)
