@@ -10,7 +10,8 @@ cpdef enum Field:
     ERRORS = 5
     REFUSED = 6
     TIMEOUTS = 7
-    NFIELDS = 8
+    RESP_5XX = 8      # L7: responses with a 5xx status received from a member (its slot)
+    NFIELDS = 9
 
 cdef class CounterRegion:
     cdef uint64_t *base

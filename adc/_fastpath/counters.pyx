@@ -78,4 +78,4 @@ cdef class CounterRegion:
 
 # API names of the fields, in slot order
 FIELD_NAMES = ("conn_total", "conn_active", "bytes_in", "bytes_out",
-               "requests", "errors", "refused", "timeouts")
+               "requests", "errors", "refused", "timeouts", "resp_5xx")

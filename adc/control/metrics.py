@@ -22,6 +22,7 @@ _FIELDS = {
     "errors": ("errors", "failures (connect failures, 5xx made by adc, protocol errors)", False),
     "refused": ("refused", "connections or flows refused at a limit", False),
     "timeouts": ("timeouts", "connections closed by a timeout", False),
+    "resp_5xx": ("responses_5xx", "HTTP responses with a 5xx status from members", False),
 }
 
 

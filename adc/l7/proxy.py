@@ -17,7 +17,7 @@ and aborted exchanges), timeouts, refused (over max_connections or a pool circui
 breaker; the pool slot counts the latter too). Per member
 and pool slot: conn_total/requests are requests sent, conn_active requests in
 flight, bytes_in request bytes sent to the member, bytes_out response bytes
-received from it, errors, timeouts.
+received from it, errors, timeouts, resp_5xx (5xx answers it sent).
 """
 
 import asyncio
@@ -28,7 +28,8 @@ import time
 import weakref
 from typing import Optional
 
-from adc.fields import BYTES_IN, BYTES_OUT, CONN_ACTIVE, CONN_TOTAL, ERRORS, REFUSED, REQUESTS, TIMEOUTS
+from adc.fields import (BYTES_IN, BYTES_OUT, CONN_ACTIVE, CONN_TOTAL, ERRORS, REFUSED, REQUESTS, RESP_5XX,
+                        TIMEOUTS)
 from adc.config.plan import HttpPlan, VipPlan
 from adc.l7 import http1
 from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ChunkedReader, ClientProtocolError,
@@ -953,6 +954,9 @@ class ClientConn:
                     self._to_client(b"HTTP/1.1 %d %b\r\n%b\r\n" % (
                         resp.status, resp.reason, http1.serialize_fields(resp.fields)))
                 continue
+            if resp.status >= 500:
+                # per member, for passive health (adc.health.outlier), whether or not it is retried
+                _add(self.ctr, self.member.slot, RESP_5XX, 1)
             if resp.status in self.vs.retry_statuses and self._retry_status(resp):
                 return
             self._start_response(resp)
