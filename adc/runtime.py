@@ -9,24 +9,25 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import random
 import socket
 import time
 from typing import Iterable, Optional
 
 from adc.config.plan import MemberPlan, PoolPlan, VipPlan
-from adc.lb import make_scheduler
+from adc.lb import NO_SLOW_START, make_scheduler
 
 logger = logging.getLogger("adc.pool")
 
 
 class MemberRuntime:
     __slots__ = ("pool", "key", "address", "port", "weight", "backup", "admin", "health",
-                 "max_connections", "slot", "active", "up_since")
+                 "max_connections", "slot", "active", "ramp_start")
 
     def __init__(self, pool: str, plan: MemberPlan):
         self.pool = pool
         self.active = 0          # connections/requests this worker has open to the member
-        self.up_since = 0.0
+        self.ramp_start = 0.0    # monotonic time its slow start began; 0: not ramping
         self.update(plan)
 
     def update(self, plan: MemberPlan) -> None:
@@ -45,6 +46,12 @@ class MemberRuntime:
         """May take new flows: enabled by the operator, up by the monitors, weight above 0."""
         return (self.admin == "enabled" and self.health == "up" and self.weight > 0
                 and (self.max_connections is None or self.active < self.max_connections))
+
+    @property
+    def eligible(self) -> bool:
+        """Allowed to take traffic by operator, monitors and weight (limits aside): a change to
+        True is a member coming up, which starts its slow start."""
+        return self.admin == "enabled" and self.health == "up" and self.weight > 0
 
     @property
     def state(self) -> str:
@@ -101,6 +108,17 @@ class Breaker:
         self.pending -= 1
 
 
+def ramp_fraction(elapsed: float, slow_start: float) -> float:
+    """The share of its full weight a member has `elapsed` seconds into a slow start.
+
+    A tenth at once, one more tenth every slow_start/10 seconds, 1.0 at the end: the
+    steps the L4 engine takes (adc.l4.fast), so a pool ramps alike at L4 and L7.
+    """
+    if elapsed >= slow_start:
+        return 1.0
+    return min(1.0, (int(elapsed * 10 / slow_start) + 1) / 10)
+
+
 class PoolRuntime:
     """Chooses a member for a new flow: primaries first, backups only when no primary is usable.
 
@@ -108,19 +126,36 @@ class PoolRuntime:
     the running pool (their counts of open connections must carry over) but
     changes none of them until `activate()` at Commit: an apply that is
     aborted leaves the running pool exactly as it was.
+
+    Slow start (plan.slow_start > 0, not for the hashing algorithms): a member
+    that comes up (health down -> up, admin drain/maint -> enabled, or added to
+    a pool that is already serving) ramps. The scheduler picks as usual; a
+    ramping member it picks keeps the request with probability
+    ramp_fraction(), otherwise the scheduler picks again without it. Its share
+    is so that fraction of what its weight gives it, for every algorithm
+    alike, and least_connections does not send a herd to a member that has
+    no connections yet. Members present when the worker starts do not ramp.
+    `pick` pays for this only while `_ramping` is true.
     """
 
-    def __init__(self, plan: PoolPlan, previous: Optional["PoolRuntime"] = None):
+    def __init__(self, plan: PoolPlan, previous: Optional["PoolRuntime"] = None,
+                 clock=time.monotonic, rng=random.random):
         self.plan = plan
         self.name = plan.name
         self.slot = plan.slot
+        self._clock = clock
+        self._rng = rng
         old = {m.key: m for m in previous.members} if previous else {}
         self.members: list[MemberRuntime] = []
         self._updates: list[tuple[MemberRuntime, MemberPlan]] = []
+        # members added to a pool already serving: they come up at activate()
+        self._added: list[MemberRuntime] = []
         for mp in plan.members:
             m = old.get(mp.key)
             if m is None:
                 m = MemberRuntime(plan.name, mp)
+                if previous is not None:
+                    self._added.append(m)
             else:
                 self._updates.append((m, mp))
             self.members.append(m)
@@ -130,47 +165,102 @@ class PoolRuntime:
         if plan.circuit_breaker is not None:
             old_b = previous.breaker if previous is not None else None
             self.breaker = old_b if old_b is not None else Breaker(plan.name)
+        self._slow_start = plan.slow_start if plan.algorithm not in NO_SLOW_START else 0.0
+        self._ramping = False
+        self._ramp_end = 0.0
         self._active = previous is None
         if self._active:
             self.activate()
 
     def activate(self) -> None:
         """Commit: the shared member and breaker objects take this plan's values."""
+        now = self._clock()
         for m, mp in self._updates:
+            was = m.eligible
             m.update(mp)
+            if not was:
+                self._came_up(m, now)
+        for m in self._added:
+            self._came_up(m, now)
         self._updates = []
+        self._added = []
         if self.breaker is not None:
             self.breaker.set_limits(self.plan.circuit_breaker)
         self._active = True
         self._rebuild()
+
+    def _came_up(self, m: MemberRuntime, now: float) -> None:
+        if self._slow_start and m.eligible:
+            m.ramp_start = now
 
     def _rebuild(self) -> None:
         prim = [m for m in self.members if not m.backup]
         back = [m for m in self.members if m.backup]
         self._primary = make_scheduler(self.plan.algorithm, prim)
         self._backup = make_scheduler(self.plan.algorithm, back) if back else None
+        starts = [m.ramp_start for m in self.members if m.ramp_start]
+        if not self._slow_start or not starts:
+            for m in self.members:
+                m.ramp_start = 0.0
+            self._ramping = False
+            return
+        self._ramping = True
+        self._ramp_end = max(starts) + self._slow_start
 
     def set_state(self, key: str, admin: Optional[str] = None, health: Optional[str] = None,
                   weight: Optional[int] = None) -> bool:
         m = self.by_key.get(key)
         if m is None:
             return False
+        was = m.eligible
         if admin is not None:
             m.admin = admin
         if health is not None:
             m.health = health
         if weight is not None:
             m.weight = weight
+        if not m.eligible:
+            m.ramp_start = 0.0
+        elif not was:
+            self._came_up(m, self._clock())
         self._rebuild()
         return True
 
     def pick(self, key: Optional[bytes] = None, exclude: Iterable[MemberRuntime] = ()) -> Optional[MemberRuntime]:
         """The member for a new flow, or None when no member may take one (the caller answers 503 / refuses)."""
         ex = tuple(exclude)
-        m = self._primary.pick(key, ex)
+        sched = self._primary
+        m = sched.pick(key, ex)
         if m is None and self._backup is not None:
-            m = self._backup.pick(key, ex)
+            sched = self._backup
+            m = sched.pick(key, ex)
+        if self._ramping and m is not None and m.ramp_start:
+            m = self._admit(sched, m, key, ex)
         return m
+
+    def _admit(self, sched, m: MemberRuntime, key, ex: tuple) -> MemberRuntime:
+        """Slow start: keep a ramping member's pick with the probability of its ramp, else pick again.
+
+        When no other member may take the request, the ramping member takes it:
+        a slow start never turns a request away nor sends it to a backup.
+        """
+        now = self._clock()
+        if now >= self._ramp_end:
+            for x in self.members:
+                x.ramp_start = 0.0
+            self._ramping = False
+            return m
+        first = m
+        while m is not None and m.ramp_start:
+            frac = ramp_fraction(now - m.ramp_start, self._slow_start)
+            if frac >= 1.0:
+                m.ramp_start = 0.0
+                return m
+            if self._rng() < frac:
+                return m
+            ex = ex + (m,)
+            m = sched.pick(key, ex)
+        return first if m is None else m
 
 
 class Listener(abc.ABC):

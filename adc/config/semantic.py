@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Optional
 
 from adc.config.errors import ConfigError
 from adc.config.schema import Config, Pool, RouteMatch, Vip
+from adc.lb import NO_SLOW_START
 
 LineOf = Callable[[tuple], int]
 
@@ -330,10 +331,11 @@ def _fast_path_options(rep: _Report, i: int, v: Vip, where: str, sni: list) -> N
 def _l4_only_options(rep: _Report, cfg: Config) -> None:
     """Settings only the L4 engine applies must not sit where nothing applies them.
 
-    slow_start, proxy_protocol and hash_key: five_tuple act on the flows of
-    tcp/udp VIPs; a pool that only http/https VIPs (or SNI passthrough) use
-    would ignore them silently. The same for max_connections on a udp VIP,
-    whose flow bound is udp_flow_limit.
+    proxy_protocol and hash_key: five_tuple act on the flows of tcp/udp VIPs;
+    a pool that only http/https VIPs (or SNI passthrough) use would ignore
+    them silently. The same for max_connections on a udp VIP, whose flow
+    bound is udp_flow_limit. slow_start acts at both layers, except that the
+    L7 choice does not ramp the hashing algorithms: a warning says so.
     """
     l4 = {v.default_pool for v in cfg.vips if v.protocol in ("tcp", "udp") and not v.sni_routes}
     other = set()
@@ -346,8 +348,12 @@ def _l4_only_options(rep: _Report, cfg: Config) -> None:
     for i, p in enumerate(cfg.pools):
         if p.name in l4 or p.name not in other:
             continue
-        for key, on in (("slow_start", p.slow_start > 0), ("proxy_protocol", p.proxy_protocol is not None),
-                        ("hash_key", p.hash_key == "five_tuple")):
+        if p.slow_start > 0 and p.algorithm in NO_SLOW_START:
+            rep.warn(("pools", i, "slow_start"), f"pool '{p.name}': slow_start",
+                     f"http/https VIPs do not slow-start {p.algorithm} (each step of a ramp would move the "
+                     f"clients hashed to the member), so it has no effect here; remove it or use another "
+                     f"algorithm")
+        for key, on in (("proxy_protocol", p.proxy_protocol is not None), ("hash_key", p.hash_key == "five_tuple")):
             if on:
                 rep.error(("pools", i, key), f"pool '{p.name}': {key}",
                           "applied by the L4 engine to tcp/udp VIPs, and only http/https VIPs or SNI "

@@ -28,6 +28,10 @@ ALGORITHMS = {
     "maglev": Maglev,
 }
 
+# Algorithms that follow a hash of the flow do not slow-start at L7 (nor in HAProxy or Envoy): each
+# step of a ramp would move the flows hashed to the ramping member, the stickiness they exist for.
+NO_SLOW_START = frozenset({"maglev", "source_hash"})
+
 
 def make_scheduler(algorithm: str, members: list, pure: bool = False):
     """pure=True: nothing from the C fast path, even where it is built (the reference, for tests)."""
@@ -41,4 +45,4 @@ def make_scheduler(algorithm: str, members: list, pure: bool = False):
     return cls(members)
 
 
-__all__ = ["ALGORITHMS", "MAGLEV_M", "flow_key", "hash64", "make_scheduler"]
+__all__ = ["ALGORITHMS", "MAGLEV_M", "NO_SLOW_START", "flow_key", "hash64", "make_scheduler"]

@@ -315,9 +315,7 @@ def test_error_pages_resolve_against_the_file_and_must_exist(tmp_path):
 
 
 L4_ONLY = [
-    Case("slow_start on a pool only an http VIP uses does nothing, so it is refused",
-         "slow_start: 30s", ["pool 'p': slow_start: applied by the L4 engine"]),
-    Case("proxy_protocol likewise", "proxy_protocol: v1", ["pool 'p': proxy_protocol: applied by the L4 engine"]),
+    Case("proxy_protocol on a pool only an http VIP uses does nothing, so it is refused", "proxy_protocol: v1", ["pool 'p': proxy_protocol: applied by the L4 engine"]),
     Case("hash_key five_tuple likewise", "hash_key: five_tuple", ["pool 'p': hash_key: applied by the L4 engine"]),
 ]
 
@@ -331,6 +329,19 @@ def test_l4_only_pool_options_on_a_pool_only_l7_uses_are_refused(tmp_path, case)
     # the same pool behind a tcp VIP too: the setting acts there, nothing to refuse
     ok = base.format(opt=case.text) + "  - {name: t, address: 127.0.0.1, port: 8081, protocol: tcp, default_pool: p}\n"
     assert check_text(ok, str(tmp_path / "b.yaml")).errors == []
+
+
+def test_slow_start_acts_at_l7_but_not_with_a_hashing_algorithm(tmp_path):
+    base = ("pools:\n  - name: p\n    slow_start: 30s\n{algo}    members: [{{address: 127.0.0.1, port: 9001}}]\n"
+            "vips:\n  - {{name: w, address: 127.0.0.1, port: 8080, protocol: http, default_pool: p}}\n")
+    res = check_text(base.format(algo=""), str(tmp_path / "a.yaml"))
+    assert res.errors == [] and not [w for w in res.warnings if "slow_start" in str(w)]
+    res = check_text(base.format(algo="    algorithm: maglev\n"), str(tmp_path / "b.yaml"))
+    assert res.errors == []
+    assert [str(w) for w in res.warnings if "slow_start" in str(w)] == [
+        f"{tmp_path / 'b.yaml'}:3: pool 'p': slow_start: http/https VIPs do not slow-start maglev (each step of "
+        "a ramp would move the clients hashed to the member), so it has no effect here; remove it or use "
+        "another algorithm"]
 
 
 def test_max_connections_on_a_udp_vip_is_refused_for_udp_flow_limit(tmp_path):
