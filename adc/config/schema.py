@@ -193,6 +193,8 @@ class PoolTls(Strict):
 class OutlierDetection(Strict):
     """Passive health: members that fail real traffic are ejected for a while (adc.health.outlier)."""
     consecutive_errors: Annotated[int, Field(ge=1, le=10000)] = 5
+    # L7: failed requests and 5xx answers in a row (Envoy's consecutive_5xx); null: 5xx never eject
+    consecutive_5xx: Optional[Annotated[int, Field(ge=1, le=10000)]] = 5
     interval: Duration = 0.5
     base_ejection: Duration = 30.0
     max_ejection: Duration = 300.0

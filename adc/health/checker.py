@@ -124,6 +124,7 @@ class HealthChecker:
         self.fail_open: set[str] = set()       # pools that send to all members when none is up
         self.failed_open: set[str] = set()     # pools doing so now
         self.l7_pools: set[str] = set()
+        self.retry_5xx_pools: set[str] = set()
 
     # ------------------------------------------------------------ configure
     def configure(self, cfg: Config) -> None:
@@ -218,10 +219,15 @@ class HealthChecker:
     # ------------------------------------------------------- passive health
     def _configure_detectors(self, cfg: Config, passive: dict) -> None:
         self.l7_pools = set()
+        # pools where a retried 5xx is counted in errors too (adc.health.outlier: never twice)
+        self.retry_5xx_pools = set()
         for v in cfg.vips:
             if v.protocol in ("http", "https"):
-                self.l7_pools.update(x for x in [v.default_pool] + [r.pool for r in v.routes] if x)
-                self.l7_pools.update(sp.pool for r in v.routes for sp in (r.split or []))
+                pools = {x for x in [v.default_pool] + [r.pool for r in v.routes] if x}
+                pools.update(sp.pool for r in v.routes for sp in (r.split or []))
+                self.l7_pools.update(pools)
+                if v.http is not None and any(r != "connect" for r in v.http.retry_on):
+                    self.retry_5xx_pools.update(pools)
         for name in list(self.detectors):
             wanted = passive.get(name)
             if wanted is None or wanted.model_dump_json() != self.detectors[name][0]:
@@ -243,32 +249,37 @@ class HealthChecker:
     def detect_once(self, pool: str, od) -> None:
         views = [v for v in self.by_pool.get(pool, ()) if v.outlier is not None]
         l7 = pool in self.l7_pools
+        retries_5xx = pool in self.retry_5xx_pools
         now = outlier.monotonic()
         for v in views:
             try:
                 reading = self.read_counters(v.pool, v.key)
             except LookupError:
                 continue
-            streak = v.outlier.streak
-            if not outlier.poll(od, v.outlier, reading, l7, now):
+            before = (v.outlier.streak, v.outlier.streak_5xx)
+            why = outlier.poll(od, v.outlier, reading, l7, now, retries_5xx)
+            if why is None:
                 continue
             ejected = sum(1 for x in views if x.outlier.until)
             if not outlier.may_eject(od, len(views), ejected):
-                if streak < od.consecutive_errors:    # say it once per streak
-                    logger.warning("member %s/%s not ejected after %d failures: %d of %d members already are "
-                                   "(max_ejected_percent %d)", v.pool, v.key, v.outlier.streak, ejected,
+                streak, limit, was = ((v.outlier.streak, od.consecutive_errors, before[0]) if why == outlier.ERRORS
+                                      else (v.outlier.streak_5xx, od.consecutive_5xx, before[1]))
+                if was < limit:    # say it once per streak
+                    logger.warning("member %s/%s not ejected after %d %s: %d of %d members already are "
+                                   "(max_ejected_percent %d)", v.pool, v.key, streak, why, ejected,
                                    len(views), od.max_ejected_percent)
                 continue
-            self._eject(v, od, now)
+            self._eject(v, od, now, why)
 
-    def _eject(self, v: MemberView, od, now: float) -> None:
+    def _eject(self, v: MemberView, od, now: float, why: str = outlier.ERRORS) -> None:
         o = v.outlier
         o.ejections += 1
         took = outlier.ejection_time(od, o.ejections)
         o.until = now + took
-        failures, o.streak = o.streak, 0
-        logger.warning("member %s/%s EJECTED for %s after %d failed connections or requests "
-                       "(passive health, ejection %d)", v.pool, v.key, format_duration(took), failures, o.ejections)
+        failures = o.streak if why == outlier.ERRORS else o.streak_5xx
+        o.streak = o.streak_5xx = 0
+        logger.warning("member %s/%s EJECTED for %s after %d %s (passive health, ejection %d)",
+                       v.pool, v.key, format_duration(took), failures, why, o.ejections)
         o.timer = asyncio.get_running_loop().call_later(took, self._return, v, took)
         self._decide(v)
 

@@ -5,6 +5,7 @@ import json
 import time
 
 from harness import Adcd, Backends, fresh_ip, http_get
+from test_health_slow_start import CountingHttp
 
 
 def members(d: Adcd, pool: str) -> dict:
@@ -91,3 +92,47 @@ vips:
         assert "already are (max_ejected_percent 50)" in d.log()
     finally:
         d.stop()
+
+
+def test_member_answering_500_is_ejected_by_consecutive_5xx_and_returns(tmp_path):
+    ip = fresh_ip()
+    a, b = CountingHttp(ip, 9001, "alpha"), CountingHttp(ip, 9002, "beta")
+    # no retry_on for statuses: the clients see the 500s until the member is out
+    d = Adcd(tmp_path, f"""
+pools:
+  - name: web
+    outlier_detection: {{consecutive_5xx: 5, interval: 200ms, base_ejection: 2s, max_ejection: 10s}}
+    members:
+      - {{address: {ip}, port: 9001}}
+      - {{address: {ip}, port: 9002}}
+vips:
+  - {{name: web, address: {ip}, port: 8080, protocol: http, default_pool: web}}
+""")
+    key = f"{ip}:9002"
+    try:
+        assert {http_get(ip, 8080)[1].split()[0] for _ in range(6)} == {b"alpha", b"beta"}
+        b.status = 500
+        seen = []
+        t0 = time.monotonic()
+        while members(d, "web")[key]["health"] != "down":
+            seen += [http_get(ip, 8080)[0] for _ in range(10)]
+            if time.monotonic() - t0 > 5 or len(seen) > 2000:
+                raise AssertionError(f"member not ejected after {len(seen)} requests:\n{d.log()[-3000:]}")
+        assert 500 in seen
+        assert f"member web/{key} EJECTED for 2s after " in d.log()
+        assert "5xx answers or failed requests (passive health, ejection 1)" in d.log()
+        info = d.api("GET", f"/pools/web/members/{key}")["monitor"]
+        assert info["ejected"] is True and info["ejections"] == 1
+        assert members(d, "web")[key]["stats"]["resp_5xx"] >= 5
+        # out: every client gets alpha's 200, beta serves nothing
+        served = len(b.served)
+        assert {http_get(ip, 8080) for _ in range(40)} == {(200, b"alpha\n")}
+        assert len(b.served) == served
+        b.status = 200
+        wait_for(lambda: members(d, "web")[key]["health"] == "up", 4, "back after the ejection", d)
+        assert f"member web/{key} back from ejection after 2s" in d.log()
+        assert b"beta" in {http_get(ip, 8080)[1].split()[0] for _ in range(6)}
+    finally:
+        d.stop()
+        a.close()
+        b.close()
