@@ -11,7 +11,9 @@ scan_fields(head, pos, special) -> (fields, specials)
     value, a bare CR or LF.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcpy
+from libc.stdio cimport snprintf
+from libc.string cimport memchr, memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cdef unsigned char TCHAR[256]
 cdef unsigned char LOWER[256]
@@ -55,6 +57,13 @@ cdef unsigned long long _len_mask(special) except? 0:
 
 
 def scan_fields(bytes head, Py_ssize_t pos, special):
+    fields = []
+    specials = []
+    _scan_fields(head, pos, special, fields, specials)
+    return fields, specials
+
+
+cdef int _scan_fields(bytes head, Py_ssize_t pos, special, list fields, list specials) except -1:
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
     cdef Py_ssize_t end = PyBytes_GET_SIZE(head) - 2
     cdef Py_ssize_t ns, ne, vs, ve, i
@@ -63,8 +72,6 @@ def scan_fields(bytes head, Py_ssize_t pos, special):
     cdef bytes name, lname, value
     cdef char *w
     cdef unsigned long long lmask = _len_mask(special)
-    fields = []
-    specials = []
     while pos < end:
         ns = pos
         upper = False
@@ -116,7 +123,7 @@ def scan_fields(bytes head, Py_ssize_t pos, special):
             fields.append((name, value))
     if pos != end:
         raise ValueError("bare CR or LF in head")
-    return fields, specials
+    return 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -128,10 +135,7 @@ from adc.l7 import http1 as _h
 
 
 cdef class Request:
-    """adc.l7.http1.Request as an extension type (same attributes, same methods)."""
-    cdef public object method, target, path, query, minor, fields, host, authority
-    cdef public object content_length, chunked, keep_alive, upgrade, expect_continue
-    cdef public object absolute, te_trailers, head_size, xff, request_id, te_codings
+    """adc.l7.http1.Request as an extension type (same attributes, same methods; _scan.pxd)."""
 
     def __cinit__(self):
         self.te_codings = None
@@ -156,9 +160,7 @@ cdef class Request:
 
 
 cdef class Response:
-    """adc.l7.http1.Response as an extension type."""
-    cdef public object status, reason, minor, fields, content_length, chunked
-    cdef public object keep_alive, no_body, until_close, upgrade, te_codings
+    """adc.l7.http1.Response as an extension type (_scan.pxd)."""
 
     def field(self, name):
         for k, v in self.fields:
@@ -169,7 +171,6 @@ cdef class Response:
 
 cdef class LengthReader:
     """adc.l7.http1.LengthReader as an extension type."""
-    cdef public Py_ssize_t remaining
     chunked = False
 
     def __init__(self, Py_ssize_t n):
@@ -259,10 +260,25 @@ cdef object _host_name(bytes host):
     return name.lower() if (upper or p[0] == 91) else name
 
 
+cdef Py_ssize_t _eol(const unsigned char *p, Py_ssize_t n) noexcept:
+    """Index of the first CRLF in p[:n], or -1."""
+    cdef const unsigned char *q
+    cdef Py_ssize_t i = 0
+    while i + 1 < n:
+        q = <const unsigned char *> memchr(p + i, 13, n - i - 1)
+        if q == NULL:
+            return -1
+        i = q - p
+        if p[i + 1] == 10:
+            return i
+        i += 1
+    return -1
+
+
 def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
-    cdef Py_ssize_t eol = head.find(b"\r\n")
+    cdef Py_ssize_t eol = _eol(p, n)
     cdef Py_ssize_t i = 0, ms, me, ts, te_
     cdef int minor
     err = ClientProtocolError
@@ -296,8 +312,10 @@ def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
     r.head_size = n
     r.method = method
     r.minor = minor
+    fields = []
+    specials = []
     try:
-        fields, specials = scan_fields(head, eol + 2, REQ_SPECIAL)
+        _scan_fields(head, eol + 2, REQ_SPECIAL, fields, specials)
     except ValueError as e:
         raise err(str(e)) from None
     if len(fields) + len(specials) > limits.header_count:
@@ -425,7 +443,7 @@ def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
 def parse_response_head(bytes head, bytes method, limits=DEFAULT_LIMITS):
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
-    cdef Py_ssize_t eol = head.find(b"\r\n")
+    cdef Py_ssize_t eol = _eol(p, n)
     cdef Py_ssize_t i
     cdef int status, minor
     err = BackendProtocolError
@@ -449,8 +467,10 @@ def parse_response_head(bytes head, bytes method, limits=DEFAULT_LIMITS):
     r.status = status
     r.reason = PyBytes_FromStringAndSize(<const char *> p + 13, eol - 13)
     r.minor = minor
+    fields = []
+    specials = []
     try:
-        fields, specials = scan_fields(head, eol + 2, HOP)
+        _scan_fields(head, eol + 2, HOP, fields, specials)
     except ValueError as e:
         raise err(str(e)) from None
     cl = None
@@ -547,3 +567,55 @@ def join_fields(list fields):
         w[k + 1] = 10
         k += 2
     return out
+
+
+cdef class Kit:
+    """Small per-request helpers of adc.l7.proxy as C calls; adc.l7.http1.Kit is the reference.
+
+    A compiled adc.l7.proxy holds one in a typed global, so each call is a C call rather than
+    a Python method call (a bytes.find alone costs ~1,000 instructions in argument parsing).
+    """
+
+    cpdef double now(self):
+        """Monotonic seconds: the clock uvloop's loop.time() reads, without a method call."""
+        cdef timespec ts
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec + ts.tv_nsec * 1e-9
+
+    cpdef Py_ssize_t head_end(self, bytes buf, Py_ssize_t start):
+        """Index just past the first CRLFCRLF that ends at or after start+4, or -1."""
+        cdef const char *p = PyBytes_AS_STRING(buf)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(buf), i = start if start > 0 else 0
+        cdef const char *q
+        while i + 3 < n:
+            q = <const char *> memchr(p + i, 13, n - i - 3)
+            if q == NULL:
+                return -1
+            i = q - p
+            if p[i + 1] == 10 and p[i + 2] == 13 and p[i + 3] == 10:
+                return i + 4
+            i += 1
+        return -1
+
+    cpdef bytes length_line(self, long long n):
+        """b"content-length: N\\r\\n"."""
+        cdef char buf[48]
+        cdef int k = snprintf(buf, sizeof(buf), b"content-length: %lld\r\n", n)
+        return PyBytes_FromStringAndSize(buf, k)
+
+    cpdef bytes chunk_line(self, Py_ssize_t n):
+        """The size line of a chunk of n bytes."""
+        cdef char buf[24]
+        cdef int k = snprintf(buf, sizeof(buf), b"%zx\r\n", n)
+        return PyBytes_FromStringAndSize(buf, k)
+
+    cpdef bytes request_id(self, bytes prefix, unsigned long long n):
+        """prefix followed by n in hex: a request id unique in this process."""
+        cdef char buf[24]
+        cdef int k = snprintf(buf, sizeof(buf), b"%llx", n)
+        return prefix + PyBytes_FromStringAndSize(buf, k)
+
+
+# last: when this module was imported before adc.l7.http1 finished, http1 kept its reference
+# versions; now that every name here exists, it takes these
+_h._install_c()

@@ -22,6 +22,7 @@ connection is closed).
 from __future__ import annotations
 
 import re
+import time
 from typing import Optional
 
 
@@ -615,15 +616,49 @@ def error_body(status: int) -> bytes:
     return b"%d %b\n" % (status, REASONS.get(status, b"Error"))
 
 
+class Kit:
+    """Small per-request helpers of the proxy (the C _scan.Kit when built)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def head_end(self, buf: bytes, start: int) -> int:
+        """Index just past the first CRLFCRLF that ends at or after start+4, or -1."""
+        i = buf.find(b"\r\n\r\n", start if start > 0 else 0)
+        return -1 if i < 0 else i + 4
+
+    def length_line(self, n: int) -> bytes:
+        return b"content-length: %d\r\n" % n
+
+    def chunk_line(self, n: int) -> bytes:
+        return b"%x\r\n" % n
+
+    def request_id(self, prefix: bytes, n: int) -> bytes:
+        return b"%b%x" % (prefix, n)
+
+
 # The C versions (adc/l7/_scan.pyx) of the hot functions above, when built; the Python
 # definitions stay as the reference that tests run against the same cases.
 parse_request_head_py = parse_request_head
 parse_response_head_py = parse_response_head
-RequestPy, ResponsePy, LengthReaderPy = Request, Response, LengthReader
+RequestPy, ResponsePy, LengthReaderPy, KitPy = Request, Response, LengthReader, Kit
 serialize_fields_py = serialize_fields
+
+
+def _install_c() -> None:
+    """Take the C versions. Called here, and by _scan itself at the end of its import: when
+    _scan is imported first (adc.l7.proxy cimports it), the import below finds it half-built."""
+    global serialize_fields, parse_request_head, parse_response_head, scan_fields
+    global LengthReader, Request, Response, Kit
+    from adc.l7 import _scan
+    serialize_fields = _scan.join_fields
+    parse_request_head, parse_response_head, scan_fields = (
+        _scan.parse_request_head, _scan.parse_response_head, _scan.scan_fields)
+    LengthReader, Request, Response = _scan.LengthReader, _scan.Request, _scan.Response
+    Kit = _scan.Kit
+
+
 try:
-    from adc.l7._scan import join_fields as serialize_fields  # noqa: F811
-    from adc.l7._scan import parse_request_head, parse_response_head, scan_fields  # noqa: F811
-    from adc.l7._scan import LengthReader, Request, Response  # noqa: F811
-except ImportError:  # not built: the reference does the same, slower
+    _install_c()
+except (ImportError, AttributeError):  # not built (or half-built, see above): the reference, slower
     pass

@@ -2,7 +2,11 @@
 # compiles it (attributes become C fields); proxy.py stays plain Python without them.
 
 from adc._fastpath.counters cimport CounterRegion
+from adc.l7._scan cimport Kit as CKit, Request, Response
 from libc.stdint cimport uint64_t
+
+
+cdef CKit _kit
 
 
 cdef void _add(CounterRegion ctr, Py_ssize_t slot, int field, uint64_t n)
@@ -56,8 +60,10 @@ cdef class ClientConn:
     cdef public CounterRegion ctr
     cdef public UpstreamCache upstreams
     cdef public UpstreamConn up
-    cdef public object client_ip, flow_key, req, route, pool, member, tried, reader, pending
-    cdef public object head_out, resp, out_head, rbuf, rreader, connect_task, term, t_connect, t_resp
+    cdef public Request req
+    cdef public Response resp
+    cdef public object client_ip, flow_key, route, pool, member, tried, reader, pending
+    cdef public object head_out, out_head, rbuf, rreader, connect_task, term, t_connect, t_resp
     cdef public object log_member, resp_ops, persist, sticky, request_id
     cdef public double last_io, deadline, timer_at, t_accept, m_accept, t_req
     cdef public long long id, bytes_in, bytes_out, req_bytes_in, resp_bytes, pending_size
@@ -70,15 +76,16 @@ cdef class ClientConn:
     cpdef pause(self, bit)
     cpdef resume(self, bit)
     cpdef _process(self, start)
-    cpdef _on_request(self, req)
-    cpdef _upstream_head(self, req, fields, authority)
+    cpdef _on_request(self, Request req)
+    cpdef _upstream_head(self, Request req, fields, authority)
     cpdef _pick(self, pool, tried)
     cpdef _dispatch(self, last_failure, m=*)
     cpdef _attach(self, UpstreamConn up, reused)
     cpdef _req_body(self, data)
     cpdef _send_up(self, b)
     cpdef up_data(self, UpstreamConn up, data)
-    cpdef _start_response(self, resp)
+    cpdef bint _response_head(self, Response resp) except -1
+    cpdef _start_response(self, Response resp)
     cpdef _resp_body(self, data)
     cpdef _to_client(self, b)
     cpdef _resp_done(self, reusable)

@@ -32,7 +32,7 @@ from adc.fields import (BYTES_IN, BYTES_OUT, CONN_ACTIVE, CONN_TOTAL, ERRORS, RE
                         TIMEOUTS)
 from adc.config.plan import HttpPlan, VipPlan
 from adc.l7 import http1
-from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ChunkedReader, ClientProtocolError,
+from adc.l7.http1 import (LAST_CHUNK, BackendProtocolError, ChunkedReader, ClientProtocolError, Kit,
                           LengthReader, Limits, UntilCloseReader, parse_request_head,
                           parse_response_head, serialize_fields)
 from adc.l7.persist import Persistence
@@ -64,6 +64,9 @@ _rids = itertools.count(1)
 # request ids: a per-process random prefix and a counter, unique without a syscall per request
 _RID_PREFIX = os.urandom(6).hex().encode()
 
+
+# hot helpers: compiled, the C _scan.Kit in a typed global (adc/l7/proxy.pxd), so C calls
+_kit = Kit()
 
 # status lines sent to clients, by status: (reason, line); statuses are three digits, so bounded
 _STATUS_LINES: dict = {}
@@ -222,7 +225,7 @@ class UpstreamCache:
             return
         up.client = None
         up.resume_reading()          # so that we see the member closing it
-        up.idle_since = self.loop.time()
+        up.idle_since = _kit.now()
         lst.append(up)
         if self._sweeper is None:
             self._sweeper = self.loop.call_later(1.0, self._sweep)
@@ -237,7 +240,7 @@ class UpstreamCache:
 
     def _sweep(self) -> None:
         self._sweeper = None
-        limit = self.loop.time() - self.idle_timeout
+        limit = _kit.now() - self.idle_timeout
         left = False
         for key, lst in list(self.idle.items()):
             old = [u for u in lst if u.idle_since <= limit]
@@ -287,7 +290,7 @@ class TimerHeap:
     def _fire(self) -> None:
         self.handle = None
         heap = self.heap
-        now = self.loop.time() + 0.0005
+        now = _kit.now() + 0.0005
         while heap and heap[0][0] <= now:
             at, _, ref = heapq.heappop(heap)
             c = ref()
@@ -394,7 +397,7 @@ class ClientConn:
         if peer:
             self.client_ip = peer[0].encode()
             self.client_port = peer[1]
-        now = self.m_accept = self.loop.time()
+        now = self.m_accept = _kit.now()
         self.last_io = now
         if vs.max_connections is not None and len(lst.conns_set) > vs.max_connections:
             _add(ctr, vs.slot, REFUSED, 1)
@@ -408,7 +411,7 @@ class ClientConn:
         _add(self.ctr, self.vs.slot, BYTES_IN, n)
         st = self.state
         if st == S_REQ:
-            self.last_io = self.loop.time()
+            self.last_io = _kit.now()
             if not self.req_done:
                 self._req_body(data)
             else:
@@ -424,7 +427,7 @@ class ClientConn:
                 self.buf = data
             self._process(start)
         elif st == S_TUNNEL:
-            self.last_io = self.loop.time()
+            self.last_io = _kit.now()
             up = self.up
             if up is not None:
                 up.transport.write(data)
@@ -482,7 +485,7 @@ class ClientConn:
 
     def resume_writing(self):
         self.wpaused = False
-        self.last_io = self.loop.time()
+        self.last_io = _kit.now()
         up = self.up
         if up is not None:
             up.resume_reading()
@@ -508,7 +511,7 @@ class ClientConn:
         if not delay:
             self._cancel_timer()
             return
-        d = self.loop.time() + delay
+        d = _kit.now() + delay
         self.deadline = d
         self.tcb = cb
         self.timer_kind = kind
@@ -529,7 +532,7 @@ class ClientConn:
         if cb is None or self.state == S_CLOSED:
             return
         d = self.deadline
-        if self.loop.time() < d - 0.0005:
+        if _kit.now() < d - 0.0005:
             self.timer_at = d
             self.timer = True
             self.timers.add(d, self)
@@ -566,7 +569,7 @@ class ClientConn:
         """Inactivity while a request is in flight (client body or member response)."""
         if self.state != S_REQ:
             return
-        idle = self.loop.time() - self.last_io
+        idle = _kit.now() - self.last_io
         t = self.vs.response_timeout
         if idle < t:
             self._arm(t - idle, self._on_io_timeout, "io")
@@ -603,7 +606,7 @@ class ClientConn:
                     start = 0
                     if not buf:
                         return
-                end = buf.find(b"\r\n\r\n", start - 3 if start > 3 else 0)
+                end = _kit.head_end(buf, start - 3 if start > 3 else 0)
                 if end < 0:
                     if self.timer_kind != "header":
                         # the head is incomplete: from now on it has header_timeout to arrive
@@ -613,7 +616,6 @@ class ClientConn:
                     except ClientProtocolError as e:
                         self._bad_request(e)
                     return
-                end += 4
                 head = buf[:end]
                 self.buf = buf[end:]
                 start = 0
@@ -632,14 +634,14 @@ class ClientConn:
 
     def _bad_request(self, e: ClientProtocolError):
         self.listener.last_error = e.reason
-        self.t_req = self.loop.time()
+        self.t_req = _kit.now()
         self._local(e.status, close=True, term="PR")
 
     def _on_request(self, req):
         vs = self.vs
         self.req = req
         self.state = S_REQ
-        self.t_req = self.loop.time()
+        self.t_req = _kit.now()
         self.last_io = self.t_req
         _add(self.ctr, vs.slot, REQUESTS, 1)
         # http1.body_reader for a request (a request has no `no_body`/`until_close`: no getattr misses)
@@ -730,7 +732,7 @@ class ClientConn:
             else:
                 have = req.field(rid)
             if have is None:
-                self.request_id = b"%b%x" % (_RID_PREFIX, next(_rids))
+                self.request_id = _kit.request_id(_RID_PREFIX, next(_rids))
                 parts += (vs.request_id_name, b": ", self.request_id, b"\r\n")
             else:
                 self.request_id = have
@@ -740,7 +742,7 @@ class ClientConn:
             else:
                 parts.append(b"transfer-encoding: %b, chunked\r\n" % req.te_codings)
         elif req.content_length is not None:
-            parts.append(b"content-length: %d\r\n" % req.content_length)
+            parts.append(_kit.length_line(req.content_length))
         if req.upgrade is not None:
             parts.append(b"connection: upgrade\r\nupgrade: %b\r\n" % req.upgrade)
         if req.expect_continue:
@@ -806,7 +808,7 @@ class ClientConn:
         _add(ctr, m.slot, REQUESTS, 1)
         _add(ctr, pool.slot, REQUESTS, 1)
         if up is not None:
-            self.t_connect = self.loop.time()
+            self.t_connect = _kit.now()
             self._attach(up, True)
         else:
             self.connect_task = self.loop.create_task(self._connect(m, key))
@@ -853,7 +855,7 @@ class ClientConn:
         if self.state != S_REQ or self.member is not m:
             up.close()
             return
-        self.t_connect = self.loop.time()
+        self.t_connect = _kit.now()
         self._attach(up, False)
 
     def _attach(self, up: UpstreamConn, reused: bool):
@@ -921,7 +923,7 @@ class ClientConn:
             return
         n = len(data)
         _add(self.ctr, self.member.slot, BYTES_OUT, n)
-        self.last_io = self.loop.time()
+        self.last_io = _kit.now()
         rs = self.rstate
         if rs == R_BODY:
             self._resp_body(data)
@@ -932,34 +934,21 @@ class ClientConn:
         self.rbuf += data
         while self.rstate == R_HEAD:
             rbuf = self.rbuf
-            end = rbuf.find(b"\r\n\r\n")
+            end = _kit.head_end(rbuf, 0)
             if end < 0:
                 if len(rbuf) > self.vs.limits.header_bytes:
                     self._backend_error(BackendProtocolError("response head too large"))
                 elif rbuf.count(b"\n") != rbuf.count(b"\r\n"):
                     self._backend_error(BackendProtocolError("bare LF in response head"))
                 return
-            end += 4
             self.rbuf = rbuf[end:]
             try:
                 resp = parse_response_head(rbuf[:end], self.req.method, self.vs.limits)
             except BackendProtocolError as e:
                 self._backend_error(e)
                 return
-            if resp.status < 200:
-                if resp.status == 101:
-                    self._start_tunnel(resp)
-                    return
-                if self.req.minor == 1:
-                    self._to_client(b"HTTP/1.1 %d %b\r\n%b\r\n" % (
-                        resp.status, resp.reason, http1.serialize_fields(resp.fields)))
-                continue
-            if resp.status >= 500:
-                # per member, for passive health (adc.health.outlier), whether or not it is retried
-                _add(self.ctr, self.member.slot, RESP_5XX, 1)
-            if resp.status in self.vs.retry_statuses and self._retry_status(resp):
+            if not self._response_head(resp):
                 return
-            self._start_response(resp)
         if self.rstate == R_BODY and self.rbuf:
             data = self.rbuf
             self.rbuf = b""
@@ -968,6 +957,26 @@ class ClientConn:
             head = self.out_head
             self.out_head = None
             self._to_client(head)
+
+    def _response_head(self, resp) -> bool:
+        """A complete response head from the member; False when the exchange left R_HEAD for good
+        (a tunnel, a retry on another member)."""
+        status = resp.status
+        if status < 200:
+            if status == 101:
+                self._start_tunnel(resp)
+                return False
+            if self.req.minor == 1:
+                self._to_client(b"HTTP/1.1 %d %b\r\n%b\r\n" % (
+                    status, resp.reason, http1.serialize_fields(resp.fields)))
+            return True
+        if status >= 500:
+            # per member, for passive health (adc.health.outlier), whether or not it is retried
+            _add(self.ctr, self.member.slot, RESP_5XX, 1)
+            if status in self.vs.retry_statuses and self._retry_status(resp):
+                return False
+        self._start_response(resp)
+        return True
 
     def _retry_status(self, resp) -> bool:
         """An idempotent request without a body answered 502/503/504 (as configured): try another member."""
@@ -996,7 +1005,7 @@ class ClientConn:
     def _start_response(self, resp):
         self.resp = resp
         self.status = resp.status
-        self.t_resp = self.loop.time()
+        self.t_resp = _kit.now()
         req = self.req
         parts = [_status_line(resp.status, resp.reason)]
         fields = resp.fields
@@ -1013,9 +1022,9 @@ class ClientConn:
         self.out_chunked = False
         if resp.no_body:
             if resp.content_length is not None:
-                parts.append(b"content-length: %d\r\n" % resp.content_length)
+                parts.append(_kit.length_line(resp.content_length))
         elif resp.content_length is not None:
-            parts.append(b"content-length: %d\r\n" % resp.content_length)
+            parts.append(_kit.length_line(resp.content_length))
         elif req.minor == 1:
             if resp.te_codings is None:
                 parts.append(b"transfer-encoding: chunked\r\n")
@@ -1072,7 +1081,7 @@ class ClientConn:
         if self.out_chunked:
             pieces = [head] if head is not None else []
             if payload:
-                pieces.append(b"%x\r\n" % len(payload))
+                pieces.append(_kit.chunk_line(len(payload)))
                 pieces.append(payload)
                 pieces.append(b"\r\n")
             if rest is not None:
@@ -1198,7 +1207,7 @@ class ClientConn:
             self._backend_error(BackendProtocolError("101 without an upgrade request"))
             return
         self.status = 101
-        self.t_resp = self.loop.time()
+        self.t_resp = _kit.now()
         self._cancel_timer()
         if self.ttimer is not None:
             self.ttimer.cancel()
@@ -1223,7 +1232,7 @@ class ClientConn:
     def _on_tunnel_timeout(self):
         if self.state != S_TUNNEL:
             return
-        idle = self.loop.time() - self.last_io
+        idle = _kit.now() - self.last_io
         if idle < self.vs.tunnel_timeout:
             self._arm(self.vs.tunnel_timeout - idle, self._on_tunnel_timeout, "tunnel")
             return
@@ -1308,7 +1317,7 @@ class ClientConn:
         e.user_agent = req.field(b"user-agent") if req is not None else None
         e.referer = req.field(b"referer") if req is not None else None
         e.t_accept = self.t_accept
-        now = self.loop.time()
+        now = _kit.now()
         t0 = self.m_accept
         e.t_request = (self.t_req - t0) if self.t_req else None
         e.t_queue = 0.0

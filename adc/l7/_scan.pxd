@@ -1,0 +1,27 @@
+# The parsed heads as C structs, so that adc.l7.proxy (compiled) reads their fields without
+# an attribute lookup; adc/l7/_scan.pyx has their methods and the parsers that fill them.
+
+cdef class Request:
+    cdef public object method, target, path, query, fields, host, authority
+    cdef public object content_length, upgrade, xff, request_id, te_codings
+    cdef public int minor
+    cdef public bint chunked, keep_alive, expect_continue, absolute, te_trailers
+    cdef public Py_ssize_t head_size
+
+
+cdef class Response:
+    cdef public object reason, fields, content_length, upgrade, te_codings
+    cdef public int status, minor
+    cdef public bint chunked, keep_alive, no_body, until_close
+
+
+cdef class LengthReader:
+    cdef public Py_ssize_t remaining
+
+
+cdef class Kit:
+    cpdef double now(self)
+    cpdef Py_ssize_t head_end(self, bytes buf, Py_ssize_t start)
+    cpdef bytes length_line(self, long long n)
+    cpdef bytes chunk_line(self, Py_ssize_t n)
+    cpdef bytes request_id(self, bytes prefix, unsigned long long n)
