@@ -136,3 +136,45 @@ vips:
         d.stop()
         a.close()
         b.close()
+
+
+def test_retried_503s_eject_the_member_counted_once_each_and_no_client_sees_one(tmp_path):
+    ip = fresh_ip()
+    a, b = CountingHttp(ip, 9001, "alpha"), CountingHttp(ip, 9002, "beta")
+    # consecutive_errors out of reach: the ejection must come from consecutive_5xx, whose count
+    # must not take a retried 503 twice (the proxy counts it as an error as well as a 5xx)
+    d = Adcd(tmp_path, f"""
+pools:
+  - name: web
+    outlier_detection: {{consecutive_errors: 10000, consecutive_5xx: 20, interval: 200ms, base_ejection: 5s}}
+    members:
+      - {{address: {ip}, port: 9001}}
+      - {{address: {ip}, port: 9002}}
+vips:
+  - name: web
+    address: {ip}
+    port: 8080
+    protocol: http
+    default_pool: web
+    http: {{retry_on: [connect, "503"]}}
+""")
+    key = f"{ip}:9002"
+    try:
+        b.status = 503
+        statuses = []
+        t0 = time.monotonic()
+        while "EJECTED" not in d.log():
+            statuses.append(http_get(ip, 8080)[0])
+            if time.monotonic() - t0 > 5 or len(statuses) > 5000:
+                raise AssertionError(f"member not ejected after {len(statuses)} requests:\n{d.log()[-3000:]}")
+        assert set(statuses) == {200}
+        line = next(x for x in d.log().splitlines() if "EJECTED" in x)
+        assert f"member web/{key} EJECTED for 5s after " in line and "5xx answers or failed requests" in line
+        counted = int(line.split(" after ")[1].split()[0])
+        stats = members(d, "web")[key]["stats"]
+        assert stats["errors"] == stats["resp_5xx"]            # the proxy's double entry is there...
+        assert 20 <= counted <= len(b.served), (counted, len(b.served))   # ...and not in the streak
+    finally:
+        d.stop()
+        a.close()
+        b.close()
