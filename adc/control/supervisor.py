@@ -25,10 +25,11 @@ from adc.config import loader
 from adc.config.errors import ConfigInvalid
 from adc.config.history import History
 from adc.config.plan import Plan
-from adc.config.schema import Config
+from adc.config.schema import Config, format_duration
 from adc.control import messages as m
 from adc.control.lookup import maglev_moves
 from adc.control.sockets import BindError, ListenerSet
+from adc.lb import NO_SLOW_START
 from adc.files import write_atomic
 from adc.tls import plan as tlsplan
 
@@ -493,6 +494,7 @@ class Supervisor:
         self._save_member_state()
         # keep the plan in step so a respawned worker starts from the same state
         mp = self._member_plan(pool, key)
+        was_up = mp.admin == "enabled" and mp.health == "up" and mp.weight > 0
         if admin is not None:
             mp.admin = admin
         if weight is not None:
@@ -506,9 +508,15 @@ class Supervisor:
                     self._send(w, msg)
                 except OSError:
                     pass
-        logger.info("member %s/%s: %s", pool, key,
+        ramp = ""
+        if not was_up and mp.admin == "enabled" and mp.health == "up" and mp.weight > 0:
+            pp = next(p for p in self.plan.pools if p.name == pool)
+            if pp.slow_start > 0 and pp.algorithm not in NO_SLOW_START:
+                # the workers ramp on their own (adc.runtime, adc.l4.fast); say when it ends
+                ramp = f"; slow start, full share in {format_duration(pp.slow_start)}"
+        logger.info("member %s/%s: %s%s", pool, key,
                     ", ".join(f"{k}={v}" for k, v in (("admin", admin), ("weight", weight), ("health", health))
-                              if v is not None))
+                              if v is not None), ramp)
         return self.member_info(pool, key)
 
     def report_health(self, pool: str, key: str, health: str) -> None:

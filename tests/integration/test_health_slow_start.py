@@ -110,6 +110,8 @@ vips:
         t0 = time.monotonic()
         statuses = run_load(ip, 8080, SLOW_START + 1.5)
         assert set(statuses) == {200}
+        assert f"member web/{key}: {'admin=enabled' if how == 'maint' else 'health=up'}; " \
+               f"slow start, full share in 4s" in d.log()
 
         def share(start: float, end: float) -> float:
             nb, na = b.count(t0 + start, t0 + end), a.count(t0 + start, t0 + end)
