@@ -132,9 +132,10 @@ class PoolRuntime:
     a pool that is already serving) ramps. The scheduler picks as usual; a
     ramping member it picks keeps the request with probability
     ramp_fraction(), otherwise the scheduler picks again without it. Its share
-    is so that fraction of what its weight gives it, for every algorithm
-    alike, and least_connections does not send a herd to a member that has
-    no connections yet. Members present when the worker starts do not ramp.
+    grows with that fraction towards what its weight gives it, for every
+    algorithm alike (measured shares in docs/health.md), and
+    least_connections does not send a herd to a member that has no
+    connections yet. Members present when the worker starts do not ramp.
     `pick` pays for this only while `_ramping` is true.
     """
 
