@@ -20,6 +20,12 @@ ext = [
 ] + [
     # plain Python compiled with its .pxd (adc.l7.listener runs the source when this build is stale)
     Extension("adc.l7.proxy", ["adc/l7/proxy.py"], extra_compile_args=["-O2", "-Wno-unused-function"]),
+] + [
+    # TLS termination in C (adc.tls.server falls back to uvloop's ssl without it). The same libssl
+    # as Python's _ssl: we use the SSL_CTX inside its SSLContext objects (checked at import)
+    Extension("adc.tls." + os.path.splitext(os.path.basename(p))[0], [p],
+              libraries=["ssl", "crypto"], extra_compile_args=["-O2", "-Wno-unused-function"])
+    for p in sorted(glob.glob("adc/tls/*.pyx"))
 ]
 
 setup(
@@ -30,5 +36,5 @@ setup(
     ),
     packages=find_packages(include=["adc", "adc.*"]) + ["adcctl"],
     package_dir={"adcctl": "cli/adcctl"},
-    package_data={"adc._fastpath": ["*.pxd", "includes/*.pxd"]},
+    package_data={"adc._fastpath": ["*.pxd", "includes/*.pxd"], "adc.tls": ["*.pxd", "includes/*.pxd"]},
 )

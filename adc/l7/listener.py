@@ -73,8 +73,15 @@ class HttpListener(Listener):
         dup = socket.socket(fileno=os.dup(self.sock.fileno()))
         dup.setblocking(False)
         tls = self.tls
+        factory = lambda: ClientConn(self)      # noqa: E731
+        if tls is not None:
+            # TLS in C (adc.tls._conn) around ClientConn; None: uvloop's ssl, the fallback
+            c = tls.c_server(factory, self.state.header_timeout or 60.0)
+            if c is not None:
+                self.server = await self.ctx.loop.create_server(c, sock=dup, backlog=4096)
+                return
         self.server = await self.ctx.loop.create_server(
-            lambda: ClientConn(self), sock=dup, backlog=4096, ssl=tls.context if tls is not None else None,
+            factory, sock=dup, backlog=4096, ssl=tls.context if tls is not None else None,
             ssl_handshake_timeout=self.state.header_timeout if tls is not None else None)
 
     def update(self, vip: VipPlan) -> None:

@@ -14,6 +14,11 @@ What OpenSSL takes from where (why every setting is applied to all contexts):
 - certificates, CA store for client certificates, ALPN choice: from the
   context chosen by the callback;
 - session ticket keys: the dispatcher's (OpenSSL's session context).
+
+The C path (adc.tls._conn, docs/tls.md) cannot run Python's SNI callback (it
+needs a Python SSLSocket): it starts its SSL objects on a dispatcher of its
+own, `c_dispatcher()`, with the same policy, default certificates and ticket
+keys, whose servername callback is set in C and asks `certs.for_name`.
 """
 from __future__ import annotations
 
@@ -148,6 +153,8 @@ class ServerTls:
             return None
 
         self.context.sni_callback = on_sni
+        self._c_context: Optional[ssl.SSLContext] = None
+        self._keys: Optional[bytes] = None
         self._epoch = None
         self._timer = None
         self._tickets(tls)
@@ -174,9 +181,42 @@ class ServerTls:
         probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         apply_policy(probe, tls)            # raises before anything changes
         apply_policy(self.context, tls)
+        if self._c_context is not None:
+            apply_policy(self._c_context, tls)
         self.certs = new
         self._epoch = None
         self._tickets(tls)
+
+    def c_dispatcher(self) -> ssl.SSLContext:
+        """The context adc.tls._conn makes its SSL objects from (its servername callback is set in C)."""
+        if self._c_context is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            apply_policy(ctx, self.tls)
+            for i in self.certs.index.default:
+                _load_pair(ctx, *self.certs.pems[i])
+            if self._keys is not None:
+                _openssl.set_ticket_keys(ctx, self._keys)
+            self._c_context = ctx
+        return self._c_context
+
+    def c_server(self, app_factory, handshake_timeout: float):
+        """TLS termination in C (adc.tls._conn) as a protocol factory for a plain create_server, or None:
+        then the caller serves through uvloop's ssl with `context`, and the log says why."""
+        if os.environ.get("ADC_TLS_ENGINE", "c") == "uvloop":
+            return None
+        try:
+            from adc.tls import _conn
+        except ImportError as e:
+            logger.warning("vip %s: adc.tls._conn is not built (%s): TLS through uvloop's ssl, "
+                           "which costs more CPU per request (run `make build`)", self.vip, e)
+            return None
+        try:
+            srv = _conn.TlsServer(self, app_factory, self.loop, handshake_timeout)
+            logger.info("vip %s: TLS terminated in C (adc.tls._conn, %s)", self.vip, _conn.LINKED_VERSION)
+            return srv
+        except _conn.Unsupported as e:
+            logger.warning("vip %s: TLS through uvloop's ssl, not adc's C path: %s", self.vip, e)
+            return None
 
     def apply(self, tls: TlsPlan) -> bool:
         """update(), for a commit that cannot fail: on error keep serving the old set and log why."""
@@ -198,8 +238,12 @@ class ServerTls:
         now = time.time()
         epoch = int(now // period)
         if epoch != self._epoch:
-            if _openssl.set_ticket_keys(self.context, _ticket_keys(tls.ticket_secret, self.vip, epoch)):
+            keys = _ticket_keys(tls.ticket_secret, self.vip, epoch)
+            if _openssl.set_ticket_keys(self.context, keys):
                 self._epoch = epoch
+                self._keys = keys
+                if self._c_context is not None:
+                    _openssl.set_ticket_keys(self._c_context, keys)
             else:
                 # OpenSSL keeps its own random keys: resumption works within this worker only
                 logger.warning("vip %s: cannot set session ticket keys; using OpenSSL's own", self.vip)

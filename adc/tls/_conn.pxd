@@ -1,0 +1,28 @@
+from adc.tls.includes.openssl cimport SSL, SSL_CTX, BIO
+
+
+cdef class TlsServer:
+    cdef readonly object tls, app_factory, loop, dispatch_py
+    cdef readonly double handshake_timeout
+    cdef readonly long long handshakes, handshake_failures, resumed
+    cdef SSL_CTX *dispatch
+    cdef object certs, ptrs
+
+    cdef SSL_CTX *ptr_for(self, ctx) except NULL
+
+
+cdef class TlsConn:
+    cdef SSL *ssl
+    cdef BIO *rbio
+    cdef BIO *wbio
+    cdef readonly TlsServer server
+    cdef readonly object app, raw, pyctx
+    cdef object hs_timer
+    cdef readonly bint handshaken, closing, app_paused, eof, connected
+    cdef bint read_scheduled
+
+    cdef int _switch(self, const char *name) except -1
+    cdef _handshake(self)
+    cdef _read(self)
+    cdef _flush(self)
+    cdef _fail(self, str what)

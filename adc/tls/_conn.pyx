@@ -1,0 +1,491 @@
+"""adc.tls._conn: TLS termination in C for https VIPs, between uvloop's plain transport and ClientConn.
+
+uvloop's own TLS (create_server(ssl=...)) runs every record through Python:
+SSLObject/MemoryBIO method calls, a 256 KiB bytes per read, a wake-up more
+per write. That cost adc ~20 us per keep-alive request against HAProxy's
+~4 us (docs/tls.md). Here the raw bytes go into an OpenSSL memory BIO and
+SSL_do_handshake / SSL_read / SSL_write run from C: per request one
+data_received in, one write out, one Python call each way to ClientConn.
+
+The SSL objects come from the SSL_CTX inside the stdlib SSLContext objects
+that adc.tls.server builds (policy, certificates, ALPN, ticket keys are set
+there, with the stdlib). Python's SNI callback needs a Python SSLSocket as
+the SSL's app data, so it never runs here: our SSL objects start on a
+dispatcher context of their own (ServerTls.c_dispatcher) whose servername
+callback is ours.
+"""
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint64_t
+
+import logging
+import ssl
+
+from adc.tls.includes.openssl cimport *
+
+logger = logging.getLogger("adc.tls")
+
+LINKED_VERSION = OpenSSL_version(OPENSSL_VERSION).decode()
+# the SSL_CTX pointers we take from Python's contexts are only meaningful in the same library
+AVAILABLE = LINKED_VERSION == ssl.OPENSSL_VERSION
+
+cdef enum:
+    PLAIN_SIZE = 65536
+
+# the one plaintext read buffer of the process: its bytes are copied out before any callback runs
+cdef char _plain[PLAIN_SIZE]
+
+
+class Unsupported(Exception):
+    """This Python's SSLContext does not hold an SSL_CTX where we look for it."""
+
+
+cdef SSL_CTX *_ctx_of(object ctx) except? NULL:
+    """The SSL_CTX* of a stdlib SSLContext: CPython's PySSLContext has it first after the object header.
+
+    Checked as adc.tls._openssl does: its options must read back, also after one bit is flipped.
+    NULL if not.
+    """
+    if not isinstance(ctx, ssl.SSLContext):
+        return NULL
+    cdef SSL_CTX *p = (<SSL_CTX **>(<char *><PyObject *>ctx + sizeof(PyObject)))[0]
+    if p == NULL:
+        return NULL
+    before = int(ctx.options)
+    if SSL_CTX_get_options(p) != <uint64_t>before:
+        return NULL
+    cdef bint ok
+    try:
+        ctx.options = before ^ int(ssl.OP_CIPHER_SERVER_PREFERENCE)
+        ok = SSL_CTX_get_options(p) == <uint64_t>int(ctx.options)
+    finally:
+        ctx.options = before
+    return p if ok else NULL
+
+
+def ctx_check(ctx) -> bool:
+    """True if the C path can use ctx's SSL_CTX."""
+    return AVAILABLE and _ctx_of(ctx) != NULL
+
+
+cdef str _ssl_error():
+    """The first queued OpenSSL error as text; the queue is left empty (Python's ssl shares it)."""
+    cdef char buf[256]
+    cdef unsigned long e = ERR_get_error()
+    ERR_clear_error()
+    if e == 0:
+        return "unexpected EOF or I/O error"
+    ERR_error_string_n(e, buf, sizeof(buf))
+    return buf.decode("ascii", "replace")
+
+
+cdef int _on_servername(SSL *s, int *al, void *arg) noexcept with gil:
+    # OpenSSL calls this for every ClientHello, with or without a server name, resumptions too
+    cdef void *me = SSL_get_app_data(s)
+    if me == NULL:
+        return SSL_TLSEXT_ERR_OK
+    try:
+        (<TlsConn>me)._switch(SSL_get_servername(s, TLSEXT_NAMETYPE_host_name))
+        return SSL_TLSEXT_ERR_OK
+    except BaseException:      # noqa: BLE001 - nothing may raise into OpenSSL
+        logger.exception("vip %s: SNI: no context", getattr((<TlsConn>me).server.tls, "vip", "?"))
+        al[0] = SSL_AD_INTERNAL_ERROR
+        return SSL_TLSEXT_ERR_ALERT_FATAL
+
+
+cdef class TlsServer:
+    """The C TLS side of one https listener: the protocol factory handed to loop.create_server.
+
+    tls: the listener's adc.tls.server.ServerTls; app_factory: makes the ClientConn of a connection.
+    """
+
+    def __init__(self, tls, app_factory, loop, double handshake_timeout):
+        if not AVAILABLE:
+            raise Unsupported(f"adc.tls._conn is linked to {LINKED_VERSION}, Python's ssl to {ssl.OPENSSL_VERSION}")
+        self.tls = tls
+        self.app_factory = app_factory
+        self.loop = loop
+        self.handshake_timeout = handshake_timeout
+        self.dispatch_py = tls.c_dispatcher()
+        cdef SSL_CTX *p = _ctx_of(self.dispatch_py)
+        if p == NULL:
+            raise Unsupported("the SSL_CTX of Python's SSLContext is not where adc expects it")
+        self.dispatch = p
+        SSL_CTX_set_tlsext_servername_callback(p, _on_servername)
+        self.certs = None
+        self.ptrs = {}
+
+    def __call__(self):
+        cdef TlsConn c = TlsConn.__new__(TlsConn)
+        c.server = self
+        c.app = self.app_factory()
+        return c
+
+    cdef SSL_CTX *ptr_for(self, ctx) except NULL:
+        """ctx's SSL_CTX, checked once per context of the current certificate revision."""
+        certs = self.tls.certs
+        if certs is not self.certs:
+            # an apply brought new contexts: forget the old ones (the revision object holds them alive)
+            self.certs = certs
+            self.ptrs = {}
+        v = self.ptrs.get(id(ctx))
+        if v is not None:
+            return <SSL_CTX *><size_t>v
+        cdef SSL_CTX *p = _ctx_of(ctx)
+        if p == NULL:
+            raise Unsupported("the SSL_CTX of a certificate context failed its check")
+        self.ptrs[id(ctx)] = <size_t>p
+        return p
+
+
+cdef class TlsConn:
+    """One TLS connection: uvloop's protocol on the raw side, the transport of ClientConn on the other.
+
+    Reading: raw bytes -> read BIO -> SSL_read into the shared buffer -> one bytes per batch to
+    app.data_received. Writing: one SSL_write per app write -> the write BIO -> one raw write.
+    The app (ClientConn) is connected once the handshake is done, as with uvloop's ssl.
+    """
+
+    def __dealloc__(self):
+        if self.ssl != NULL:
+            SSL_free(self.ssl)      # frees both BIOs
+            self.ssl = NULL
+
+    # ------------------------------------------------------------ raw side (uvloop)
+    def connection_made(self, raw):
+        self.raw = raw
+        cdef TlsServer srv = self.server
+        ERR_clear_error()
+        cdef SSL *s = SSL_new(srv.dispatch)
+        if s == NULL:
+            ERR_clear_error()
+            raw.abort()
+            return
+        self.rbio = BIO_new(BIO_s_mem())
+        self.wbio = BIO_new(BIO_s_mem())
+        if self.rbio == NULL or self.wbio == NULL:
+            if self.rbio != NULL:
+                BIO_free(self.rbio)
+            if self.wbio != NULL:
+                BIO_free(self.wbio)
+            SSL_free(s)
+            ERR_clear_error()
+            raw.abort()
+            return
+        SSL_set_bio(s, self.rbio, self.wbio)
+        SSL_set_accept_state(s)
+        # borrowed: this object owns s and frees it before it goes
+        SSL_set_app_data(s, <void *>self)
+        self.ssl = s
+        self.pyctx = srv.dispatch_py
+        if srv.handshake_timeout > 0:
+            self.hs_timer = srv.loop.call_later(srv.handshake_timeout, self._handshake_timeout)
+
+    def data_received(self, data):
+        if self.ssl == NULL or self.closing:
+            return
+        cdef Py_buffer view
+        if type(data) is bytes:
+            BIO_write(self.rbio, PyBytes_AS_STRING(data), len(<bytes>data))
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                BIO_write(self.rbio, view.buf, <int>view.len)
+            finally:
+                PyBuffer_Release(&view)
+        if not self.handshaken:
+            self._handshake()
+            if not self.handshaken:
+                return
+        if not self.app_paused:
+            self._read()
+
+    def eof_received(self):
+        # TCP FIN (with or without close_notify before it)
+        if not self.connected:
+            self.closing = True
+            return False
+        if self.eof:
+            return True     # close_notify came first and the app keeps the connection to answer
+        self.eof = True
+        keep = self.app.eof_received()
+        if not keep:
+            self.closing = True
+        return keep
+
+    def connection_lost(self, exc):
+        self.closing = True
+        if self.hs_timer is not None:
+            self.hs_timer.cancel()
+            self.hs_timer = None
+        if self.ssl != NULL:
+            SSL_free(self.ssl)
+            self.ssl = NULL
+            self.rbio = self.wbio = NULL
+        app = self.app
+        if self.connected:
+            self.connected = False
+            app.connection_lost(exc)
+        self.raw = None
+
+    def pause_writing(self):
+        if self.connected:
+            self.app.pause_writing()
+
+    def resume_writing(self):
+        if self.connected:
+            self.app.resume_writing()
+
+    # ----------------------------------------------------------------- internals
+    def _handshake_timeout(self):
+        self.hs_timer = None
+        if not self.handshaken and not self.closing and self.raw is not None:
+            logger.debug("vip %s: TLS handshake timed out", self.server.tls.vip)
+            self.closing = True
+            self.raw.abort()
+
+    cdef int _switch(self, const char *name) except -1:
+        """The servername callback: move the handshake to the context of name's certificates."""
+        srv = self.server
+        ctx = srv.tls.certs.for_name(name.decode("ascii", "replace") if name != NULL else None)
+        if ctx is not self.pyctx:
+            SSL_set_SSL_CTX(self.ssl, srv.ptr_for(ctx))
+            # Python's ALPN callback reads this PySSLContext: it lives as long as the connection
+            self.pyctx = ctx
+        return 0
+
+    cdef _handshake(self):
+        ERR_clear_error()
+        cdef int r = SSL_do_handshake(self.ssl)
+        if r == 1:
+            self.handshaken = True
+            self.server.handshakes += 1
+            if SSL_session_reused(self.ssl):
+                self.server.resumed += 1
+            if self.hs_timer is not None:
+                self.hs_timer.cancel()
+                self.hs_timer = None
+            self._flush()       # the server's last flight (TLS 1.3: its session tickets)
+            self.connected = True
+            self.app.connection_made(self)
+            return
+        cdef int err = SSL_get_error(self.ssl, r)
+        if err == SSL_ERROR_WANT_READ:
+            ERR_clear_error()
+            self._flush()
+            return
+        self.server.handshake_failures += 1
+        self._fail("TLS handshake failed")
+
+    cdef _fail(self, str what):
+        """A fatal TLS error: send the alert OpenSSL queued, close."""
+        reason = _ssl_error()
+        peer = self.raw.get_extra_info("peername") if self.raw is not None else None
+        logger.debug("vip %s: client %s: %s: %s", self.server.tls.vip, peer, what, reason)
+        self._flush()
+        self.closing = True
+        if self.raw is not None:
+            self.raw.close()
+
+    cdef _read(self):
+        cdef SSL *s
+        cdef int n, off, err
+        ERR_clear_error()
+        while True:
+            s = self.ssl
+            off = 0
+            err = SSL_ERROR_NONE
+            while off < PLAIN_SIZE:
+                n = SSL_read(s, _plain + off, PLAIN_SIZE - off)
+                if n > 0:
+                    off += n
+                    # nothing left to decrypt: spare the SSL_read that would say WANT_READ
+                    if BIO_ctrl_pending(self.rbio) == 0 and not SSL_has_pending(s):
+                        err = SSL_ERROR_WANT_READ
+                        break
+                else:
+                    err = SSL_get_error(s, n)
+                    break
+            if BIO_ctrl_pending(self.wbio):
+                self._flush()       # what reading made OpenSSL answer (a KeyUpdate)
+            if off:
+                self.app.data_received(PyBytes_FromStringAndSize(_plain, off))
+                if self.ssl == NULL or self.closing:
+                    return
+            if err == SSL_ERROR_NONE:
+                if self.app_paused:
+                    return      # the rest waits in the read BIO for resume_reading
+                continue
+            break
+        if err == SSL_ERROR_WANT_READ:
+            return
+        if err == SSL_ERROR_ZERO_RETURN:
+            # close_notify: the client sends no more; the app may still answer
+            ERR_clear_error()
+            if not self.eof:
+                self.eof = True
+                if not self.app.eof_received():
+                    self.close()
+            return
+        self._fail("TLS error")
+
+    def _read_soon(self):
+        self.read_scheduled = False
+        if self.ssl != NULL and not self.closing and not self.app_paused and self.handshaken:
+            self._read()
+
+    cdef _flush(self):
+        cdef size_t n = BIO_ctrl_pending(self.wbio)
+        if n == 0 or self.raw is None:
+            return
+        b = PyBytes_FromStringAndSize(NULL, n)
+        BIO_read(self.wbio, PyBytes_AS_STRING(b), <int>n)
+        self.raw.write(b)
+
+    # ------------------------------------------------------- transport (for ClientConn)
+    def write(self, data):
+        # after close, writes are dropped, as uvloop's transports do
+        if self.ssl == NULL or self.closing:
+            return
+        cdef Py_buffer view
+        cdef int r
+        ERR_clear_error()
+        if type(data) is bytes:
+            if not len(<bytes>data):
+                return
+            r = SSL_write(self.ssl, PyBytes_AS_STRING(data), len(<bytes>data))
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                if not view.len:
+                    return
+                r = SSL_write(self.ssl, view.buf, <int>view.len)
+            finally:
+                PyBuffer_Release(&view)
+        if r <= 0:
+            self._fail("TLS write failed")
+            return
+        self._flush()
+
+    def writelines(self, list_of_data):
+        # one SSL_write: full records instead of one per piece
+        self.write(b"".join(list_of_data))
+
+    def close(self):
+        if self.closing:
+            return
+        self.closing = True
+        if self.ssl != NULL and self.handshaken:
+            ERR_clear_error()
+            SSL_shutdown(self.ssl)      # queues our close_notify; we do not wait for the client's
+            ERR_clear_error()
+            self._flush()
+        if self.raw is not None:
+            self.raw.close()
+
+    def abort(self):
+        self.closing = True
+        if self.raw is not None:
+            self.raw.abort()
+
+    def is_closing(self):
+        return self.closing
+
+    def pause_reading(self):
+        if not self.app_paused:
+            self.app_paused = True
+            if self.raw is not None and not self.closing:
+                self.raw.pause_reading()
+
+    def resume_reading(self):
+        if self.app_paused:
+            self.app_paused = False
+            if self.raw is None or self.closing:
+                return
+            self.raw.resume_reading()
+            # records that came before the pause wait in the read BIO: decrypt them from the loop,
+            # not inside the app's call
+            if not self.read_scheduled and (BIO_ctrl_pending(self.rbio) or SSL_has_pending(self.ssl)):
+                self.read_scheduled = True
+                self.server.loop.call_soon(self._read_soon)
+
+    def is_reading(self):
+        return not self.app_paused and not self.closing
+
+    def can_write_eof(self):
+        return False
+
+    def write_eof(self):
+        raise NotImplementedError("TLS has no half-close for the server; close() sends close_notify")
+
+    def get_write_buffer_size(self):
+        return self.raw.get_write_buffer_size() if self.raw is not None else 0
+
+    def get_write_buffer_limits(self):
+        return self.raw.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        self.raw.set_write_buffer_limits(high, low)
+
+    def get_protocol(self):
+        return self.app
+
+    def set_protocol(self, protocol):
+        self.app = protocol
+
+    def get_extra_info(self, name, default=None):
+        if name == "ssl_object":
+            return self         # getpeercert(binary_form=True), selected_alpn_protocol(), version(), cipher()
+        if name == "sslcontext":
+            return self.pyctx
+        if name == "cipher":
+            return self.cipher()
+        if name == "peercert":
+            return default
+        if self.raw is None:
+            return default
+        return self.raw.get_extra_info(name, default)
+
+    # ---------------------------------------------- the parts of ssl.SSLObject adc reads
+    def getpeercert(self, binary_form=False):
+        """The client's certificate as DER (verified: an unverified one fails the handshake), or None."""
+        if not binary_form:
+            raise NotImplementedError("adc's C TLS path gives the client certificate as DER only")
+        if self.ssl == NULL:
+            return None
+        cdef X509 *x = SSL_get0_peer_certificate(self.ssl)
+        if x == NULL:
+            return None
+        cdef int n = i2d_X509(x, NULL)
+        if n <= 0:
+            ERR_clear_error()
+            return None
+        b = PyBytes_FromStringAndSize(NULL, n)
+        cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(b)
+        i2d_X509(x, &p)
+        return b
+
+    def selected_alpn_protocol(self):
+        cdef const unsigned char *d = NULL
+        cdef unsigned int n = 0
+        if self.ssl == NULL:
+            return None
+        SSL_get0_alpn_selected(self.ssl, &d, &n)
+        return (<const char *>d)[:n].decode("ascii", "replace") if n else None
+
+    def version(self):
+        if self.ssl == NULL or not self.handshaken:
+            return None
+        return SSL_get_version(self.ssl).decode()
+
+    def cipher(self):
+        if self.ssl == NULL or not self.handshaken:
+            return None
+        c = SSL_get_current_cipher(self.ssl)
+        if c == NULL:
+            return None
+        return (SSL_CIPHER_get_name(c).decode(), self.version(), None)
+
+    def session_reused(self):
+        return self.ssl != NULL and SSL_session_reused(self.ssl) == 1
