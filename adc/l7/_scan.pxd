@@ -2,7 +2,11 @@
 # an attribute lookup; adc/l7/_scan.pyx has their methods and the parsers that fill them.
 
 cdef class Request:
-    cdef public object method, target, path, query, fields, host, authority
+    # kept: the end-to-end field lines as one canonical block (`name: value` CRLF each), as the
+    # parser wrote them; None once `fields` (a property over _fields) has been asked for
+    cdef public object kept
+    cdef object _fields
+    cdef public object method, target, path, query, host, authority
     cdef public object content_length, upgrade, xff, request_id, te_codings
     cdef public int minor
     cdef public bint chunked, keep_alive, expect_continue, absolute, te_trailers
@@ -10,7 +14,9 @@ cdef class Request:
 
 
 cdef class Response:
-    cdef public object reason, fields, content_length, upgrade, te_codings
+    cdef public object kept
+    cdef object _fields
+    cdef public object reason, content_length, upgrade, te_codings
     cdef public int status, minor
     cdef public bint chunked, keep_alive, no_body, until_close
 
@@ -25,3 +31,8 @@ cdef class Kit:
     cpdef bytes length_line(self, long long n)
     cpdef bytes chunk_line(self, Py_ssize_t n)
     cpdef bytes request_id(self, bytes prefix, unsigned long long n)
+
+
+cdef class Limits:
+    cdef public Py_ssize_t request_line, header_bytes, header_count
+    cdef public object body

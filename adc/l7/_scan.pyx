@@ -11,6 +11,7 @@ scan_fields(head, pos, special) -> (fields, specials)
     value, a bare CR or LF.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdlib cimport realloc
 from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
@@ -59,20 +60,26 @@ cdef unsigned long long _len_mask(special) except? 0:
 def scan_fields(bytes head, Py_ssize_t pos, special):
     fields = []
     specials = []
-    _scan_fields(head, pos, special, fields, specials)
+    _scan_fields(head, pos, special, fields, specials, NULL, NULL)
     return fields, specials
 
 
-cdef int _scan_fields(bytes head, Py_ssize_t pos, special, list fields, list specials) except -1:
+cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, list specials,
+                             char *kept, Py_ssize_t *count) except -1:
+    """The scanner. With `kept`, the lines that are not special are not made into tuples: each is
+    written there as `name: value` CRLF (the canonical form the proxy forwards) and the return
+    value is the number of bytes written; `kept` must hold len(head) bytes. `count`, when given,
+    gets the number of field lines."""
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
     cdef Py_ssize_t end = PyBytes_GET_SIZE(head) - 2
-    cdef Py_ssize_t ns, ne, vs, ve, i
+    cdef Py_ssize_t ns, ne, vs, ve, i, k = 0, lines = 0
     cdef unsigned char c
     cdef bint upper
     cdef bytes name, lname, value
     cdef char *w
     cdef unsigned long long lmask = _len_mask(special)
     while pos < end:
+        lines += 1
         ns = pos
         upper = False
         while pos < end and TCHAR[p[pos]]:
@@ -103,13 +110,26 @@ cdef int _scan_fields(bytes head, Py_ssize_t pos, special, list fields, list spe
         if pos >= end or p[pos + 1] != 10:
             raise ValueError("bare CR in head")
         pos += 2
-        name = PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns)
-        value = PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)
         i = ne - ns
         if not (lmask >> (i if i < 63 else 63)) & 1:
             # no special name has this length
-            fields.append((name, value))
+            if kept != NULL:
+                memcpy(kept + k, p + ns, ne - ns)
+                k += ne - ns
+                kept[k] = 58
+                kept[k + 1] = 32
+                k += 2
+                memcpy(kept + k, p + vs, ve - vs)
+                k += ve - vs
+                kept[k] = 13
+                kept[k + 1] = 10
+                k += 2
+            else:
+                fields.append((PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns),
+                               PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
             continue
+        name = PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns)
+        value = PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)
         if upper:
             lname = PyBytes_FromStringAndSize(NULL, ne - ns)
             w = PyBytes_AS_STRING(lname)
@@ -119,11 +139,60 @@ cdef int _scan_fields(bytes head, Py_ssize_t pos, special, list fields, list spe
             lname = name
         if lname in special:
             specials.append((lname, value))
+        elif kept != NULL:
+            memcpy(kept + k, p + ns, ne - ns)
+            k += ne - ns
+            kept[k] = 58
+            kept[k + 1] = 32
+            k += 2
+            memcpy(kept + k, p + vs, ve - vs)
+            k += ve - vs
+            kept[k] = 13
+            kept[k + 1] = 10
+            k += 2
         else:
             fields.append((name, value))
     if pos != end:
         raise ValueError("bare CR or LF in head")
-    return 0
+    if count != NULL:
+        count[0] = lines
+    return k
+
+
+cdef list _split_kept(bytes kept):
+    """The (name, value) pairs of a canonical block of field lines (what _scan_fields wrote)."""
+    cdef const char *p = PyBytes_AS_STRING(kept)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(kept), i = 0, ns, ne
+    cdef const char *q
+    out = []
+    while i < n:
+        ns = i
+        q = <const char *> memchr(p + i, 58, n - i)
+        ne = q - p
+        q = <const char *> memchr(p + ne, 13, n - ne)
+        i = q - p
+        out.append((PyBytes_FromStringAndSize(p + ns, ne - ns),
+                    PyBytes_FromStringAndSize(p + ne + 2, i - ne - 2)))
+        i += 2
+    return out
+
+
+cdef char *_kept_buf = NULL          # scratch for _kept_bytes, grown to the largest head seen
+cdef Py_ssize_t _kept_cap = 0
+
+
+cdef bytes _kept_bytes(bytes head, Py_ssize_t pos, special, list specials, Py_ssize_t *count):
+    """_scan_fields with the kept lines as one canonical block, as bytes."""
+    global _kept_buf, _kept_cap
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(head), k
+    cdef char *nb
+    if n > _kept_cap:
+        nb = <char *> realloc(_kept_buf, n)
+        if nb == NULL:
+            raise MemoryError()
+        _kept_buf, _kept_cap = nb, n
+    k = _scan_fields(head, pos, special, None, specials, _kept_buf, count)
+    return PyBytes_FromStringAndSize(_kept_buf, k)
 
 
 # ----------------------------------------------------------------------------------------
@@ -146,6 +215,20 @@ cdef class Request:
         self.request_id = None
 
     @property
+    def fields(self):
+        """(name, value) of the end-to-end fields; made from `kept` on first use, after which
+        `kept` is None (the list may be changed by its user)."""
+        if self._fields is None:
+            self._fields = _split_kept(self.kept) if self.kept is not None else []
+            self.kept = None
+        return self._fields
+
+    @fields.setter
+    def fields(self, value):
+        self._fields = value
+        self.kept = None
+
+    @property
     def has_body(self):
         return self.chunked or bool(self.content_length)
 
@@ -161,6 +244,19 @@ cdef class Request:
 
 cdef class Response:
     """adc.l7.http1.Response as an extension type (_scan.pxd)."""
+
+    @property
+    def fields(self):
+        """As Request.fields."""
+        if self._fields is None:
+            self._fields = _split_kept(self.kept) if self.kept is not None else []
+            self.kept = None
+        return self._fields
+
+    @fields.setter
+    def fields(self, value):
+        self._fields = value
+        self.kept = None
 
     def field(self, name):
         for k, v in self.fields:
@@ -192,7 +288,19 @@ cdef object REQ_SPECIAL = _h._REQ_SPECIAL
 cdef object HOP = _h.HOP
 cdef object TE_CODING = _h.TE_CODING
 cdef object ABSOLUTE = _h.ABSOLUTE
-cdef object DEFAULT_LIMITS = _h.DEFAULT_LIMITS
+
+
+cdef class Limits:
+    """adc.l7.http1.Limits with C fields (the parsers read them without attribute lookups)."""
+
+    def __init__(self, request_line=8192, header_bytes=32768, header_count=100, body=None):
+        self.request_line = request_line
+        self.header_bytes = header_bytes
+        self.header_count = header_count
+        self.body = body
+
+
+cdef Limits DEFAULT_LIMITS = Limits()
 cdef frozenset CONN_KNOWN = frozenset((b"close", b"keep-alive", b"upgrade"))
 
 cdef unsigned char REGNAME[256]
@@ -275,7 +383,7 @@ cdef Py_ssize_t _eol(const unsigned char *p, Py_ssize_t n) noexcept:
     return -1
 
 
-def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
+def parse_request_head(bytes head, Limits limits not None=DEFAULT_LIMITS):
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
     cdef Py_ssize_t eol = _eol(p, n)
@@ -312,13 +420,13 @@ def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
     r.head_size = n
     r.method = method
     r.minor = minor
-    fields = []
+    cdef Py_ssize_t nfields = 0
     specials = []
     try:
-        _scan_fields(head, eol + 2, REQ_SPECIAL, fields, specials)
+        kept = _kept_bytes(head, eol + 2, REQ_SPECIAL, specials, &nfields)
     except ValueError as e:
         raise err(str(e)) from None
-    if len(fields) + len(specials) > limits.header_count:
+    if nfields > limits.header_count:
         raise err("too many header fields", 431)
     host = None
     cl = None
@@ -329,7 +437,7 @@ def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
         if ln == b"x-request-id":
             if r.request_id is None:
                 r.request_id = value
-            fields.append((b"X-Request-ID", value))
+            kept += b"X-Request-ID: " + value + b"\r\n"
         elif ln == b"x-forwarded-for":
             xff = value if xff is None else xff + b", " + value
         elif ln == b"x-forwarded-proto" or ln == b"x-forwarded-host":
@@ -358,7 +466,7 @@ def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
                 r.expect_continue = True
             else:
                 raise err("unsupported Expect", 417)
-    r.fields = fields
+    r.kept = kept
     r.xff = xff
     if conn is not None:
         if conn == b"keep-alive" or conn == b"close":
@@ -368,7 +476,7 @@ def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
             opts.discard(b"")
             extra = opts - CONN_KNOWN
             if extra:
-                r.fields = [f for f in fields if f[0].lower() not in extra]
+                r.fields = [f for f in r.fields if f[0].lower() not in extra]
         keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
         if b"upgrade" not in opts:
             r.upgrade = None
@@ -440,7 +548,7 @@ def parse_request_head(bytes head, limits=DEFAULT_LIMITS):
     return r
 
 
-def parse_response_head(bytes head, bytes method, limits=DEFAULT_LIMITS):
+def parse_response_head(bytes head, bytes method, Limits limits not None=DEFAULT_LIMITS):
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
     cdef Py_ssize_t eol = _eol(p, n)
@@ -467,10 +575,9 @@ def parse_response_head(bytes head, bytes method, limits=DEFAULT_LIMITS):
     r.status = status
     r.reason = PyBytes_FromStringAndSize(<const char *> p + 13, eol - 13)
     r.minor = minor
-    fields = []
     specials = []
     try:
-        _scan_fields(head, eol + 2, HOP, fields, specials)
+        r.kept = _kept_bytes(head, eol + 2, HOP, specials, NULL)
     except ValueError as e:
         raise err(str(e)) from None
     cl = None
@@ -498,11 +605,10 @@ def parse_response_head(bytes head, bytes method, limits=DEFAULT_LIMITS):
             opts.discard(b"")
             extra = opts - CONN_KNOWN
             if extra:
-                fields = [f for f in fields if f[0].lower() not in extra]
+                r.fields = [f for f in r.fields if f[0].lower() not in extra]
         keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
     else:
         keep = minor == 1
-    r.fields = fields
     r.chunked = False
     r.content_length = None
     r.until_close = False
@@ -569,6 +675,9 @@ def join_fields(list fields):
     return out
 
 
+cdef const char *HEX = b"0123456789abcdef"
+
+
 cdef class Kit:
     """Small per-request helpers of adc.l7.proxy as C calls; adc.l7.http1.Kit is the reference.
 
@@ -600,14 +709,34 @@ cdef class Kit:
     cpdef bytes length_line(self, long long n):
         """b"content-length: N\\r\\n"."""
         cdef char buf[48]
-        cdef int k = snprintf(buf, sizeof(buf), b"content-length: %lld\r\n", n)
-        return PyBytes_FromStringAndSize(buf, k)
+        cdef int k = 40
+        buf[40] = 13
+        buf[41] = 10
+        if n == 0:
+            k -= 1
+            buf[k] = 48
+        while n > 0:
+            k -= 1
+            buf[k] = 48 + n % 10
+            n //= 10
+        k -= 16
+        memcpy(buf + k, b"content-length: ", 16)
+        return PyBytes_FromStringAndSize(buf + k, 42 - k)
 
     cpdef bytes chunk_line(self, Py_ssize_t n):
         """The size line of a chunk of n bytes."""
         cdef char buf[24]
-        cdef int k = snprintf(buf, sizeof(buf), b"%zx\r\n", n)
-        return PyBytes_FromStringAndSize(buf, k)
+        cdef int k = 20
+        buf[20] = 13
+        buf[21] = 10
+        if n == 0:
+            k -= 1
+            buf[k] = 48
+        while n > 0:
+            k -= 1
+            buf[k] = HEX[n & 15]
+            n >>= 4
+        return PyBytes_FromStringAndSize(buf + k, 22 - k)
 
     cpdef bytes request_id(self, bytes prefix, unsigned long long n):
         """prefix followed by n in hex: a request id unique in this process."""

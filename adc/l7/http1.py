@@ -168,9 +168,10 @@ class Request:
     """A parsed request head. `fields` keeps every end-to-end field as received (name, value)."""
     __slots__ = ("method", "target", "path", "query", "minor", "fields", "host", "authority",
                  "content_length", "chunked", "keep_alive", "upgrade", "expect_continue",
-                 "absolute", "te_trailers", "head_size", "xff", "request_id", "te_codings")
+                 "absolute", "te_trailers", "head_size", "xff", "request_id", "te_codings", "kept")
 
     def __init__(self):
+        self.kept = None             # the C parser's serialized fields (see _scan.pxd); here: never
         self.upgrade = None
         self.expect_continue = False
         self.absolute = False
@@ -343,7 +344,10 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
 
 class Response:
     __slots__ = ("status", "reason", "minor", "fields", "content_length", "chunked",
-                 "keep_alive", "no_body", "until_close", "upgrade", "te_codings")
+                 "keep_alive", "no_body", "until_close", "upgrade", "te_codings", "kept")
+
+    def __init__(self):
+        self.kept = None
 
     def field(self, name: bytes) -> Optional[bytes]:
         for k, v in self.fields:
@@ -641,7 +645,7 @@ class Kit:
 # definitions stay as the reference that tests run against the same cases.
 parse_request_head_py = parse_request_head
 parse_response_head_py = parse_response_head
-RequestPy, ResponsePy, LengthReaderPy, KitPy = Request, Response, LengthReader, Kit
+RequestPy, ResponsePy, LengthReaderPy, KitPy, LimitsPy = Request, Response, LengthReader, Kit, Limits
 serialize_fields_py = serialize_fields
 
 
@@ -649,13 +653,15 @@ def _install_c() -> None:
     """Take the C versions. Called here, and by _scan itself at the end of its import: when
     _scan is imported first (adc.l7.proxy cimports it), the import below finds it half-built."""
     global serialize_fields, parse_request_head, parse_response_head, scan_fields
-    global LengthReader, Request, Response, Kit
+    global LengthReader, Request, Response, Kit, Limits, DEFAULT_LIMITS
     from adc.l7 import _scan
     serialize_fields = _scan.join_fields
     parse_request_head, parse_response_head, scan_fields = (
         _scan.parse_request_head, _scan.parse_response_head, _scan.scan_fields)
     LengthReader, Request, Response = _scan.LengthReader, _scan.Request, _scan.Response
     Kit = _scan.Kit
+    Limits = _scan.Limits
+    DEFAULT_LIMITS = _scan.Limits()
 
 
 try:

@@ -67,6 +67,7 @@ cdef class ClientConn:
     cdef public object log_member, resp_ops, persist, sticky, request_id
     cdef public double last_io, deadline, timer_at, t_accept, m_accept, t_req
     cdef public long long id, bytes_in, bytes_out, req_bytes_in, resp_bytes, pending_size
+    cdef public Py_ssize_t mslot
     cdef public int state, paused, rstate, client_port, status
     cdef public bint wpaused, in_process, req_done, close_after, out_chunked, reused, retried_stale
 

@@ -341,6 +341,7 @@ class ClientConn:
         self.bytes_in = 0
         self.bytes_out = 0
         self.in_process = False
+        self.mslot = 0
         self.client_ip = b"-"
         self.client_port = 0
         self.flow_key = None
@@ -432,7 +433,7 @@ class ClientConn:
             if up is not None:
                 up.transport.write(data)
                 if self.member is not None:
-                    _add(self.ctr, self.member.slot, BYTES_IN, n)
+                    _add(self.ctr, self.mslot, BYTES_IN, n)
 
     def eof_received(self):
         # a client half-close: finish the exchange in flight, then close
@@ -576,7 +577,7 @@ class ClientConn:
             return
         _add(self.ctr, self.vs.slot, TIMEOUTS, 1)
         if self.member is not None:
-            _add(self.ctr, self.member.slot, TIMEOUTS, 1)
+            _add(self.ctr, self.mslot, TIMEOUTS, 1)
         if self.wpaused:
             self._abort("cD", 408)          # the client stopped reading the response
         elif self.req_done:
@@ -688,19 +689,19 @@ class ClientConn:
             self._local(503, term="P-")
             return
         self.pool = pool
-        fields = req.fields
+        fields = None       # None: forward the request's fields as the parser serialized them
         authority = req.authority
         if req_ops is not None:
-            fields = req_ops.apply(fields)
+            fields = req_ops.apply(req.fields)
             if req_ops.host is not None:
                 authority = req_ops.host
         ps = self.persist
         if ps is not None and ps.type == "cookie":
             self.sticky, app = ps.persisted(req, pool)
             if ps.mode == "insert":
-                fields = ps.strip_cookie(fields)
+                fields = ps.strip_cookie(fields if fields is not None else req.fields)
             elif ps.mode == "prefix":
-                fields = ps.strip_cookie(fields, app)
+                fields = ps.strip_cookie(fields if fields is not None else req.fields, app)
         self.head_out = self._upstream_head(req, fields, authority)
         self._arm(vs.response_timeout, self._on_io_timeout, "io")
         if vs.total_timeout:
@@ -710,8 +711,11 @@ class ClientConn:
     def _upstream_head(self, req, fields, authority) -> bytes:
         # one list of pieces and one join: no format string is parsed per request
         vs = self.vs
-        parts = [req.method, b" ", req.target, b" HTTP/1.1\r\nhost: ", authority, b"\r\n",
-                 serialize_fields(fields)]
+        if fields is None:
+            block = req.kept if req.kept is not None else serialize_fields(req.fields)
+        else:
+            block = serialize_fields(fields)
+        parts = [req.method, b" ", req.target, b" HTTP/1.1\r\nhost: ", authority, b"\r\n", block]
         if vs.x_forwarded:
             parts.append(b"x-forwarded-for: ")
             if req.xff is not None:
@@ -800,12 +804,13 @@ class ClientConn:
                 return
             cb.requests += 1
         self.member = m
+        self.mslot = ms = m.slot      # the member's counter slot, read once per request
         self.log_member = m.key
         m.active += 1
         ctr = self.ctr
-        _add(ctr, m.slot, CONN_TOTAL, 1)
-        _add(ctr, m.slot, CONN_ACTIVE, 1)
-        _add(ctr, m.slot, REQUESTS, 1)
+        _add(ctr, ms, CONN_TOTAL, 1)
+        _add(ctr, ms, CONN_ACTIVE, 1)
+        _add(ctr, ms, REQUESTS, 1)
         _add(ctr, pool.slot, REQUESTS, 1)
         if up is not None:
             self.t_connect = _kit.now()
@@ -877,7 +882,7 @@ class ClientConn:
         else:
             t.write(head)
         self.req_bytes_in += n
-        _add(self.ctr, self.member.slot, BYTES_IN, n)
+        _add(self.ctr, self.mslot, BYTES_IN, n)
         if self.wpaused:
             up.pause_reading()
         else:
@@ -906,7 +911,7 @@ class ClientConn:
         if up is not None:
             up.transport.write(b)
             self.req_bytes_in += len(b)
-            _add(self.ctr, self.member.slot, BYTES_IN, len(b))
+            _add(self.ctr, self.mslot, BYTES_IN, len(b))
         else:
             if self.pending is None:
                 self.pending = [b]
@@ -922,7 +927,7 @@ class ClientConn:
             up.close()
             return
         n = len(data)
-        _add(self.ctr, self.member.slot, BYTES_OUT, n)
+        _add(self.ctr, self.mslot, BYTES_OUT, n)
         self.last_io = _kit.now()
         rs = self.rstate
         if rs == R_BODY:
@@ -972,7 +977,7 @@ class ClientConn:
             return True
         if status >= 500:
             # per member, for passive health (adc.health.outlier), whether or not it is retried
-            _add(self.ctr, self.member.slot, RESP_5XX, 1)
+            _add(self.ctr, self.mslot, RESP_5XX, 1)
             if status in self.vs.retry_statuses and self._retry_status(resp):
                 return False
         self._start_response(resp)
@@ -1008,17 +1013,22 @@ class ClientConn:
         self.t_resp = _kit.now()
         req = self.req
         parts = [_status_line(resp.status, resp.reason)]
-        fields = resp.fields
+        fields = None       # None: forward the member's fields as the parser serialized them
         if self.resp_ops is not None:
-            fields = self.resp_ops.apply(fields)
+            fields = self.resp_ops.apply(resp.fields)
         ps = self.persist
         if ps is not None and ps.type == "cookie" and self.member is not None:
+            if fields is None:
+                fields = resp.fields
             if ps.mode == "insert":
                 if self.sticky is not self.member:
                     fields = fields + [ps.set_cookie(ps.member_token(self.pool, self.member))]
             else:
                 fields, _ = ps.rewrite_set_cookies(fields, ps.member_token(self.pool, self.member))
-        parts.append(serialize_fields(fields))
+        if fields is None:
+            parts.append(resp.kept if resp.kept is not None else serialize_fields(resp.fields))
+        else:
+            parts.append(serialize_fields(fields))
         self.out_chunked = False
         if resp.no_body:
             if resp.content_length is not None:
@@ -1071,7 +1081,7 @@ class ClientConn:
                 self._backend_error(e, term="SD")
                 return
             self.listener.last_error = e.reason
-            _add(self.ctr, self.member.slot, ERRORS, 1)
+            _add(self.ctr, self.mslot, ERRORS, 1)
             self._abort("SD", 502)
             return
         # one write per member read: the pending head, the payload (re-chunked when needed), the end
@@ -1132,11 +1142,11 @@ class ClientConn:
         if m is not None:
             self.member = None
             m.active -= 1
-            _sub(self.ctr, m.slot, CONN_ACTIVE, 1)
+            _sub(self.ctr, self.mslot, CONN_ACTIVE, 1)
             if self.pool.breaker is not None:
                 self.pool.breaker.requests -= 1
             if error:
-                _add(self.ctr, m.slot, ERRORS, 1)
+                _add(self.ctr, self.mslot, ERRORS, 1)
 
     def _finish(self):
         """The exchange is over: log it, then read the next request or close."""
@@ -1187,7 +1197,7 @@ class ClientConn:
             self._backend_error(BackendProtocolError("member closed the connection before a response"),
                                 term="SH")
         else:
-            _add(self.ctr, self.member.slot, ERRORS, 1)
+            _add(self.ctr, self.mslot, ERRORS, 1)
             self._abort("SD", 502)
 
     def _backend_error(self, e: BackendProtocolError, term="PH"):
@@ -1197,7 +1207,7 @@ class ClientConn:
         if up is not None:
             up.close()
         if self.member is not None:
-            _add(self.ctr, self.member.slot, ERRORS, 1)
+            _add(self.ctr, self.mslot, ERRORS, 1)
         self._release_member(False)
         self._local(502, term=term)
 
