@@ -17,6 +17,8 @@ cdef class TlsConn:
     cdef BIO *wbio
     cdef readonly TlsServer server
     cdef readonly object app, raw, pyctx
+    # adc.tls.identity's headers for this connection, computed once (ClientConn has no slot for them)
+    cdef public object tls_identity
     cdef object hs_timer
     cdef readonly bint handshaken, closing, app_paused, eof, connected
     cdef bint read_scheduled

@@ -224,6 +224,7 @@ cdef class TlsConn:
             self.ssl = NULL
             self.rbio = self.wbio = NULL
         app = self.app
+        self.app = None     # ClientConn keeps us as its transport: no cycle left for the collector
         if self.connected:
             self.connected = False
             app.connection_lost(exc)

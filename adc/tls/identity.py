@@ -65,9 +65,15 @@ def add_to_request(conn, req) -> None:
     """Replace any client-sent identity fields of req by the connection's verified ones (cached per connection)."""
     ids = getattr(conn, "tls_identity", None)
     if ids is None:
-        ids = of_transport(conn.transport)
-        try:
-            conn.tls_identity = ids
-        except AttributeError:      # a connection class with __slots__: parse again next request
-            pass
+        t = conn.transport
+        # adc.tls._conn's transport has a slot for them when the connection class has none
+        ids = getattr(t, "tls_identity", None)
+        if ids is None:
+            ids = of_transport(t)
+            for holder in (conn, t):
+                try:
+                    holder.tls_identity = ids
+                    break
+                except AttributeError:      # no slot: parse again next request
+                    pass
     req.fields = [f for f in req.fields if not spoofed(f[0])] + ids

@@ -226,3 +226,59 @@ def test_header_timeout_applies_after_the_handshake(engine, certs):
                 data += d
             assert data.startswith(b"HTTP/1.1 408")
             assert time.monotonic() - t0 < 3.5
+
+
+# ------------------------------------------------------------------- mTLS
+@pytest.fixture(scope="module")
+def clients(tmp_path_factory, certs):
+    d = tmp_path_factory.mktemp("tls-clients")
+    good, other = LabCA("clients CA"), LabCA("someone else")
+    return {"ca": good.write_ca(str(d / "clients-ca.pem")),
+            "alice": good.issue(str(d), "alice", cn="alice", client=True),
+            "mallory": other.issue(str(d), "mallory", cn="mallory", client=True)}
+
+
+def test_verified_client_certificate_reaches_the_member_on_every_request(engine, certs, clients):
+    cert, key, ca = certs
+    v = https_vip(certs)
+    v.tls = TlsPlan(certificates=[("site-a", cert, key, None)], client_auth="required", ca=clients["ca"])
+    with Backend("a") as a, Proxy(v, [pool("p", [a.port])]) as p:
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.load_cert_chain(*clients["alice"])
+        with socket.create_connection(("127.0.0.1", p.port), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname=HOST) as s:
+            for i in range(2):
+                s.sendall(f"GET /{i} HTTP/1.1\r\nHost: {HOST}\r\nx-client-cert-subject: CN=root\r\n\r\n".encode())
+                read_response(s)
+        for r in a.requests[-2:]:
+            h = {k.lower(): v for k, v in r[2]}
+            assert h["x-client-verify"] == "SUCCESS" and h["x-client-cert-subject"] == "CN=alice"
+        # a certificate from another CA fails the handshake (TLS 1.3: at the first read)
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.load_cert_chain(*clients["mallory"])
+        with socket.create_connection(("127.0.0.1", p.port), timeout=5) as raw:
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                with ctx.wrap_socket(raw, server_hostname=HOST) as s:
+                    s.sendall(get("/no"))
+                    assert s.recv(100) == b""
+                    raise ConnectionError("closed")
+
+
+# ------------------------------------------------------------------ fallback
+def test_the_ssl_ctx_check_accepts_python_contexts_only():
+    from adc.tls import _conn
+    assert _conn.AVAILABLE and _conn.LINKED_VERSION == ssl.OPENSSL_VERSION
+    assert _conn.ctx_check(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    assert not _conn.ctx_check(object())
+
+
+def test_a_failed_check_falls_back_to_uvloops_ssl(certs, monkeypatch, caplog):
+    from adc.tls.server import ServerTls
+    monkeypatch.setenv("ADC_TLS_ENGINE", "c")
+    monkeypatch.setattr(ServerTls, "c_dispatcher", lambda self: object())
+    with caplog.at_level("WARNING", logger="adc.tls"):
+        with Backend("a") as a, Proxy(https_vip(certs), [pool("p", [a.port])]) as p:
+            with connect(p.port, certs[2]) as s:
+                s.sendall(get("/fallback"))
+                assert b'"path": "/fallback"' in read_response(s)[1]
+    assert "TLS through uvloop's ssl, not adc's C path" in caplog.text
