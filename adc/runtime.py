@@ -21,7 +21,7 @@ logger = logging.getLogger("adc.pool")
 
 
 class MemberRuntime:
-    __slots__ = ("pool", "key", "address", "port", "weight", "backup", "admin", "health",
+    __slots__ = ("pool", "key", "address", "port", "addr", "weight", "backup", "admin", "health",
                  "max_connections", "slot", "active", "ramp_start")
 
     def __init__(self, pool: str, plan: MemberPlan):
@@ -34,6 +34,7 @@ class MemberRuntime:
         self.key = plan.key
         self.address = plan.address
         self.port = plan.port
+        self.addr = (plan.address, plan.port)     # what L7 keys its idle member connections by
         self.weight = plan.weight
         self.backup = plan.backup
         self.admin = plan.admin
@@ -144,6 +145,7 @@ class PoolRuntime:
         self.plan = plan
         self.name = plan.name
         self.slot = plan.slot
+        self.hashing = plan.algorithm in ("maglev", "source_hash")    # picks by the flow's key
         self._clock = clock
         self._rng = rng
         old = {m.key: m for m in previous.members} if previous else {}
@@ -199,6 +201,15 @@ class PoolRuntime:
         back = [m for m in self.members if m.backup]
         self._primary = make_scheduler(self.plan.algorithm, prim)
         self._backup = make_scheduler(self.plan.algorithm, back) if back else None
+        # The common L7 case picked without the scheduler: round robin over the members that
+        # may take flows when none has a connection limit. What makes a member eligible
+        # (admin, health, weight) changes only through set_state and activate, which rebuild.
+        self._rr = None
+        if self.plan.algorithm == "round_robin" and all(m.max_connections is None for m in prim):
+            elig = [m for m in prim if m.admin == "enabled" and m.health == "up" and m.weight > 0]
+            if elig:
+                self._rr = elig
+                self._rr_next = 0
         starts = [m.ramp_start for m in self.members if m.ramp_start]
         if not self._slow_start or not starts:
             for m in self.members:
@@ -229,6 +240,13 @@ class PoolRuntime:
 
     def pick(self, key: Optional[bytes] = None, exclude: Iterable[MemberRuntime] = ()) -> Optional[MemberRuntime]:
         """The member for a new flow, or None when no member may take one (the caller answers 503 / refuses)."""
+        rr = self._rr
+        if rr is not None and not exclude and not self._ramping:
+            i = self._rr_next
+            if i >= len(rr):
+                i = 0
+            self._rr_next = i + 1
+            return rr[i]
         ex = tuple(exclude)
         sched = self._primary
         m = sched.pick(key, ex)

@@ -31,6 +31,7 @@ cdef class Kit:
     cpdef bytes length_line(self, long long n)
     cpdef bytes chunk_line(self, Py_ssize_t n)
     cpdef bytes request_id(self, bytes prefix, unsigned long long n)
+    cpdef bytes join(self, list parts)
 
 
 cdef class Limits:

@@ -741,8 +741,32 @@ cdef class Kit:
     cpdef bytes request_id(self, bytes prefix, unsigned long long n):
         """prefix followed by n in hex: a request id unique in this process."""
         cdef char buf[24]
-        cdef int k = snprintf(buf, sizeof(buf), b"%llx", n)
-        return prefix + PyBytes_FromStringAndSize(buf, k)
+        cdef int k = 24
+        if n == 0:
+            k -= 1
+            buf[k] = 48
+        while n > 0:
+            k -= 1
+            buf[k] = HEX[n & 15]
+            n >>= 4
+        return prefix + PyBytes_FromStringAndSize(buf + k, 24 - k)
+
+    cpdef bytes join(self, list parts):
+        """b"".join(parts) for a list of bytes, without the buffer protocol per item."""
+        cdef Py_ssize_t total = 0, k = 0, ln
+        cdef object x
+        cdef char *w
+        for x in parts:
+            if type(x) is not bytes:
+                return b"".join(parts)      # a bytearray or memoryview: the general join
+            total += PyBytes_GET_SIZE(<bytes> x)
+        out = PyBytes_FromStringAndSize(NULL, total)
+        w = PyBytes_AS_STRING(out)
+        for x in parts:
+            ln = PyBytes_GET_SIZE(<bytes> x)
+            memcpy(w + k, PyBytes_AS_STRING(<bytes> x), ln)
+            k += ln
+        return out
 
 
 # last: when this module was imported before adc.l7.http1 finished, http1 kept its reference

@@ -640,6 +640,9 @@ class Kit:
     def request_id(self, prefix: bytes, n: int) -> bytes:
         return b"%b%x" % (prefix, n)
 
+    def join(self, parts: list) -> bytes:
+        return b"".join(parts)
+
 
 # The C versions (adc/l7/_scan.pyx) of the hot functions above, when built; the Python
 # definitions stay as the reference that tests run against the same cases.

@@ -11,6 +11,7 @@ cdef CKit _kit
 
 cdef void _add(CounterRegion ctr, Py_ssize_t slot, int field, uint64_t n)
 cdef void _sub(CounterRegion ctr, Py_ssize_t slot, int field, uint64_t n)
+cdef object _status_line(int status, bytes reason)
 
 
 cdef class VipState:
@@ -92,3 +93,6 @@ cdef class ClientConn:
     cpdef _resp_done(self, reusable)
     cpdef _release_member(self, error)
     cpdef _finish(self)
+    cpdef _arm(self, delay, cb, kind=*)
+    cpdef _cancel_timer(self)
+    cpdef _log(self)
