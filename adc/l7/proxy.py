@@ -58,7 +58,6 @@ P_PIPELINE = 4      # pipelined requests wait for the current one
 PENDING_MAX = 256 * 1024
 PIPELINE_MAX = 64 * 1024
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"))
-_HASHING = ("maglev", "source_hash")
 _ids = itertools.count(1)
 _rids = itertools.count(1)
 # request ids: a per-process random prefix and a counter, unique without a syscall per request
@@ -752,7 +751,7 @@ class ClientConn:
         if req.expect_continue:
             parts.append(b"expect: 100-continue\r\n")
         parts.append(b"\r\n")
-        return b"".join(parts)
+        return _kit.join(parts)
 
     def _pick(self, pool, tried):
         """The member for this request: a persisted one, a hashed one, or the pool's choice."""
@@ -767,7 +766,7 @@ class ClientConn:
                 key = ps.hash_key(self.req, self.client_ip)
                 if key is not None:
                     return ps.pick_hashed(pool, key, ex)
-        if pool.plan.algorithm in _HASHING:
+        if pool.hashing:
             if self.flow_key is None:
                 try:
                     self.flow_key = flow_key(self.client_ip.decode())
@@ -790,7 +789,7 @@ class ClientConn:
             else:
                 self._local(502, term="SC")
             return
-        key = (m.address, m.port)
+        key = m.addr
         up = self.upstreams.take(key)
         cb = pool.breaker
         if cb is not None:
@@ -985,6 +984,11 @@ class ClientConn:
 
     def _retry_status(self, resp) -> bool:
         """An idempotent request without a body answered 502/503/504 (as configured): try another member."""
+        return self._retry_elsewhere()
+
+    def _retry_elsewhere(self) -> bool:
+        """Send an idempotent request without a body that failed at this member to another one,
+        within the pool's retries; False when it may not or cannot be retried."""
         req = self.req
         if req.method not in IDEMPOTENT or self.reader is not None or not self.req_done:
             return False
@@ -1063,11 +1067,11 @@ class ClientConn:
         else:
             self.rreader = None
         if self.rreader is None:
-            self._to_client(b"".join(parts))
+            self._to_client(_kit.join(parts))
             self._resp_done(resp.keep_alive)
         else:
             # written with the first body bytes (one send instead of two)
-            self.out_head = b"".join(parts)
+            self.out_head = _kit.join(parts)
             self.rstate = R_BODY
 
     def _resp_body(self, data):
@@ -1101,7 +1105,7 @@ class ClientConn:
                 for x in pieces:
                     n += len(x)
                 if n < 16384:
-                    self._to_client(b"".join(pieces))
+                    self._to_client(_kit.join(pieces))
                 else:
                     self.transport.writelines(pieces)
                     self.bytes_out += n
@@ -1191,9 +1195,14 @@ class ClientConn:
             # a reused connection the member had closed just before our request: try a fresh one
             self.retried_stale = True
             m = self.member
-            self.connect_task = self.loop.create_task(self._connect(m, (m.address, m.port)))
+            self.connect_task = self.loop.create_task(self._connect(m, m.addr))
             return
         if self.rstate == R_HEAD:
+            # Closed (or reset: a member killed mid-request) before any response byte: what the
+            # client would get is a 502, so where the VIP retries 502 an idempotent request goes to
+            # another member (HAProxy's retry-on empty-response).
+            if not self.rbuf and 502 in self.vs.retry_statuses and self._retry_elsewhere():
+                return
             self._backend_error(BackendProtocolError("member closed the connection before a response"),
                                 term="SH")
         else:

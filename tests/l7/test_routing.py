@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
 
 from adc.config.plan import (FixedResponsePlan, HeaderOpsPlan, HttpPlan, RedirectPlan, RewritePlan,
                              RoutePlan)
@@ -155,6 +157,58 @@ def test_retry_idempotent_request_on_member_503():
                 r.read()
                 statuses.add(r.status)
             assert 503 in statuses
+
+
+class HangUp:
+    """A member that reads each request and closes the connection without a byte of response."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                if c.recv(65536):
+                    self.requests += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        self.sock.close()
+
+
+def test_member_closing_before_a_response_is_retried_where_502_is():
+    with HangUp() as a, FastBackend("B") as b:
+        with Proxy(vip(http=HttpPlan(retry_on=["connect", "502"])), [pool("p", [a.port, b.port])]) as p:
+            for _ in range(4):
+                r, body = req(p.port, "/")
+                assert r.status == 200 and body == b"B"
+            assert a.requests >= 1      # round robin sent some to the member that hangs up
+            # a POST is not retried: its client gets the 502
+            c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5)
+            statuses = set()
+            for _ in range(2):
+                c.request("POST", "/", body=b"x")
+                r = c.getresponse()
+                r.read()
+                statuses.add(r.status)
+                if r.status == 502:
+                    c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5)
+            assert 502 in statuses
+        # without "502" in retry_on the GET's client gets the 502 too
+        with Proxy(vip(), [pool("p", [a.port, b.port])]) as p:
+            assert {req(p.port, "/")[0].status for _ in range(4)} == {200, 502}
 
 
 def test_member_503_passed_through_without_retry_on():
