@@ -351,7 +351,8 @@ cdef class TlsConn:
             return
         cdef Py_buffer view
         cdef int r
-        ERR_clear_error()
+        # no ERR_clear_error here: a write into a memory BIO cannot ask to be retried, so SSL_get_error
+        # is never consulted; a failure is fatal and read from the queue as it is
         if type(data) is bytes:
             if not len(<bytes>data):
                 return

@@ -135,6 +135,9 @@ class ServerTls:
         self.vip = vip
         self.loop = loop
         self.certs = _Certs(tls)
+        # pass the verified client certificate to members (adc.tls.identity); read by ClientConn every
+        # request of the VIP: a plain attribute, not a property (an interpreted frame per request)
+        self.identity_headers = self._identity_headers(tls)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         apply_policy(self.context, tls)
         # the default set, so a client is served even if the callback never switched
@@ -163,10 +166,8 @@ class ServerTls:
     def tls(self) -> TlsPlan:
         return self.certs.tls
 
-    @property
-    def identity_headers(self) -> bool:
-        """Pass the verified client certificate to members (adc.tls.identity)."""
-        t = self.certs.tls
+    @staticmethod
+    def _identity_headers(t: TlsPlan) -> bool:
         return t.client_auth != "none" and t.client_headers
 
     def add_identity(self, conn, req) -> None:
@@ -184,6 +185,7 @@ class ServerTls:
         if self._c_context is not None:
             apply_policy(self._c_context, tls)
         self.certs = new
+        self.identity_headers = self._identity_headers(tls)
         self._epoch = None
         self._tickets(tls)
 
