@@ -18,6 +18,8 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cdef unsigned char TCHAR[256]
 cdef unsigned char LOWER[256]
+cdef unsigned char NAMEC[256]     # field-name bytes: 0 not a tchar, 1 a tchar, 3 an upper-case letter
+cdef unsigned char VALUEC[256]    # 1: may appear in a field value (VCHAR, obs-text, SP, HTAB)
 
 
 cdef void _init() noexcept:
@@ -25,10 +27,13 @@ cdef void _init() noexcept:
     for c in range(256):
         TCHAR[c] = 0
         LOWER[c] = c
+        VALUEC[c] = 1 if (c == 9 or 32 <= c <= 126 or c >= 128) else 0
     for c in b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
         TCHAR[c] = 1
     for c in range(65, 91):
         LOWER[c] = c + 32
+    for c in range(256):
+        NAMEC[c] = (3 if 65 <= c <= 90 else 1) if TCHAR[c] else 0
 
 _init()
 
@@ -81,11 +86,11 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
     while pos < end:
         lines += 1
         ns = pos
-        upper = False
-        while pos < end and TCHAR[p[pos]]:
-            if 65 <= p[pos] <= 90:
-                upper = True
+        c = 0
+        while pos < end and NAMEC[p[pos]]:
+            c |= NAMEC[p[pos]]
             pos += 1
+        upper = c & 2
         if pos == ns:
             if p[pos] == 32 or p[pos] == 9:
                 raise ValueError("obsolete line folding")
@@ -97,18 +102,15 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
         while pos < end and (p[pos] == 32 or p[pos] == 9):
             pos += 1
         vs = pos
-        ve = pos
-        while pos < end:
-            c = p[pos]
-            if c == 13:
-                break
-            if (c < 32 and c != 9) or c == 127:
-                raise ValueError("control byte in a field value")
+        while pos < end and VALUEC[p[pos]]:
             pos += 1
-            if c != 32 and c != 9:
-                ve = pos
+        if pos < end and p[pos] != 13:
+            raise ValueError("control byte in a field value")
         if pos >= end or p[pos + 1] != 10:
             raise ValueError("bare CR in head")
+        ve = pos
+        while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+            ve -= 1
         pos += 2
         i = ne - ns
         if not (lmask >> (i if i < 63 else 63)) & 1:
@@ -469,17 +471,18 @@ def parse_request_head(bytes head, Limits limits not None=DEFAULT_LIMITS):
     r.kept = kept
     r.xff = xff
     if conn is not None:
-        if conn == b"keep-alive" or conn == b"close":
-            opts = {conn}
+        if conn == b"keep-alive" or conn == b"close":     # the usual one token: no set
+            keep = conn == b"keep-alive"
+            r.upgrade = None
         else:
             opts = {o.strip() for o in conn.split(b",")}
             opts.discard(b"")
             extra = opts - CONN_KNOWN
             if extra:
                 r.fields = [f for f in r.fields if f[0].lower() not in extra]
-        keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
-        if b"upgrade" not in opts:
-            r.upgrade = None
+            keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
+            if b"upgrade" not in opts:
+                r.upgrade = None
     else:
         keep = minor == 1
         r.upgrade = None
@@ -538,13 +541,14 @@ def parse_request_head(bytes head, Limits limits not None=DEFAULT_LIMITS):
     r.authority = host
     r.host = hn
     r.target = target
-    q = target.find(b"?")
-    if q < 0:
+    cdef const char *tp = PyBytes_AS_STRING(target)
+    cdef const char *qp = <const char *> memchr(tp, 63, PyBytes_GET_SIZE(target))     # '?'
+    if qp == NULL:
         r.path = target
         r.query = None
     else:
-        r.path = target[:q]
-        r.query = target[q + 1:]
+        r.path = target[:qp - tp]
+        r.query = target[qp - tp + 1:]
     return r
 
 
@@ -598,15 +602,15 @@ def parse_response_head(bytes head, bytes method, Limits limits not None=DEFAULT
         elif ln == b"upgrade":
             r.upgrade = value
     if conn is not None:
-        if conn == b"keep-alive" or conn == b"close":
-            opts = {conn}
+        if conn == b"keep-alive" or conn == b"close":     # the usual one token: no set
+            keep = conn == b"keep-alive"
         else:
             opts = {o.strip() for o in conn.split(b",")}
             opts.discard(b"")
             extra = opts - CONN_KNOWN
             if extra:
                 r.fields = [f for f in r.fields if f[0].lower() not in extra]
-        keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
+            keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
     else:
         keep = minor == 1
     r.chunked = False

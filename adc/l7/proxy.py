@@ -616,8 +616,12 @@ class ClientConn:
                     except ClientProtocolError as e:
                         self._bad_request(e)
                     return
-                head = buf[:end]
-                self.buf = buf[end:]
+                if end == len(buf):     # the usual read: exactly one head, no copies
+                    head = buf
+                    self.buf = b""
+                else:
+                    head = buf[:end]
+                    self.buf = buf[end:]
                 start = 0
                 try:
                     req = parse_request_head(head, self.vs.limits)
