@@ -20,6 +20,8 @@ cdef class TlsConn:
     # adc.tls.identity's headers for this connection, computed once (ClientConn has no slot for them)
     cdef public object tls_identity
     cdef object hs_timer
+    # bound once: a lookup and a method object less per request each way
+    cdef object app_received, raw_write
     cdef readonly bint handshaken, closing, app_paused, eof, connected
     cdef bint read_scheduled
 

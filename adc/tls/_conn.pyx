@@ -155,6 +155,7 @@ cdef class TlsConn:
     # ------------------------------------------------------------ raw side (uvloop)
     def connection_made(self, raw):
         self.raw = raw
+        self.raw_write = raw.write
         cdef TlsServer srv = self.server
         ERR_clear_error()
         cdef SSL *s = SSL_new(srv.dispatch)
@@ -224,11 +225,11 @@ cdef class TlsConn:
             self.ssl = NULL
             self.rbio = self.wbio = NULL
         app = self.app
-        self.app = None     # ClientConn keeps us as its transport: no cycle left for the collector
+        self.app = self.app_received = None     # ClientConn keeps us as its transport: no cycle left
         if self.connected:
             self.connected = False
             app.connection_lost(exc)
-        self.raw = None
+        self.raw = self.raw_write = None
 
     def pause_writing(self):
         if self.connected:
@@ -269,6 +270,7 @@ cdef class TlsConn:
                 self.hs_timer = None
             self._flush()       # the server's last flight (TLS 1.3: its session tickets)
             self.connected = True
+            self.app_received = self.app.data_received
             self.app.connection_made(self)
             return
         cdef int err = SSL_get_error(self.ssl, r)
@@ -311,7 +313,7 @@ cdef class TlsConn:
             if BIO_ctrl_pending(self.wbio):
                 self._flush()       # what reading made OpenSSL answer (a KeyUpdate)
             if off:
-                self.app.data_received(PyBytes_FromStringAndSize(_plain, off))
+                self.app_received(PyBytes_FromStringAndSize(_plain, off))
                 if self.ssl == NULL or self.closing:
                     return
             if err == SSL_ERROR_NONE:
@@ -342,7 +344,7 @@ cdef class TlsConn:
             return
         b = PyBytes_FromStringAndSize(NULL, n)
         BIO_read(self.wbio, PyBytes_AS_STRING(b), <int>n)
-        self.raw.write(b)
+        self.raw_write(b)
 
     # ------------------------------------------------------- transport (for ClientConn)
     def write(self, data):
@@ -435,6 +437,8 @@ cdef class TlsConn:
 
     def set_protocol(self, protocol):
         self.app = protocol
+        if self.connected:
+            self.app_received = protocol.data_received
 
     def get_extra_info(self, name, default=None):
         if name == "ssl_object":
