@@ -62,6 +62,21 @@ cdef unsigned long long _len_mask(special) except? 0:
     return m
 
 
+cdef inline Py_ssize_t _put_line(char *out, Py_ssize_t k, const unsigned char *p, Py_ssize_t ns,
+                                 Py_ssize_t ne, Py_ssize_t vs, Py_ssize_t ve) noexcept:
+    """Write the field line p[ns:ne] ": " p[vs:ve] CRLF at out[k:]; the new end."""
+    memcpy(out + k, p + ns, ne - ns)
+    k += ne - ns
+    out[k] = 58
+    out[k + 1] = 32
+    k += 2
+    memcpy(out + k, p + vs, ve - vs)
+    k += ve - vs
+    out[k] = 13
+    out[k + 1] = 10
+    return k + 2
+
+
 def scan_fields(bytes head, Py_ssize_t pos, special):
     fields = []
     specials = []
@@ -116,16 +131,7 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
         if not (lmask >> (i if i < 63 else 63)) & 1:
             # no special name has this length
             if kept != NULL:
-                memcpy(kept + k, p + ns, ne - ns)
-                k += ne - ns
-                kept[k] = 58
-                kept[k + 1] = 32
-                k += 2
-                memcpy(kept + k, p + vs, ve - vs)
-                k += ve - vs
-                kept[k] = 13
-                kept[k + 1] = 10
-                k += 2
+                k = _put_line(kept, k, p, ns, ne, vs, ve)
             else:
                 fields.append((PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns),
                                PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
@@ -142,16 +148,7 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
         if lname in special:
             specials.append((lname, value))
         elif kept != NULL:
-            memcpy(kept + k, p + ns, ne - ns)
-            k += ne - ns
-            kept[k] = 58
-            kept[k + 1] = 32
-            k += 2
-            memcpy(kept + k, p + vs, ve - vs)
-            k += ve - vs
-            kept[k] = 13
-            kept[k + 1] = 10
-            k += 2
+            k = _put_line(kept, k, p, ns, ne, vs, ve)
         else:
             fields.append((name, value))
     if pos != end:
@@ -288,7 +285,6 @@ cdef object ClientProtocolError = _h.ClientProtocolError
 cdef object BackendProtocolError = _h.BackendProtocolError
 cdef object REQ_SPECIAL = _h._REQ_SPECIAL
 cdef object HOP = _h.HOP
-cdef object TE_CODING = _h.TE_CODING
 cdef object ABSOLUTE = _h.ABSOLUTE
 
 
@@ -303,7 +299,6 @@ cdef class Limits:
 
 
 cdef Limits DEFAULT_LIMITS = Limits()
-cdef frozenset CONN_KNOWN = frozenset((b"close", b"keep-alive", b"upgrade"))
 
 cdef unsigned char REGNAME[256]
 cdef unsigned char IP6[256]
@@ -383,6 +378,18 @@ cdef Py_ssize_t _eol(const unsigned char *p, Py_ssize_t n) noexcept:
             return i
         i += 1
     return -1
+
+
+cdef bint _connection(conn, int minor, msg, bint *upgrade) except -1:
+    """http1.connection_options, with the usual single token decided here without a set."""
+    if conn is None:
+        return minor == 1
+    if conn == b"keep-alive" or conn == b"close":
+        return conn == b"keep-alive"
+    keep, up = _h.connection_options(conn, minor, msg)
+    if upgrade != NULL:
+        upgrade[0] = up
+    return keep
 
 
 def parse_request_head(bytes head, Limits limits not None=DEFAULT_LIMITS):
@@ -470,34 +477,16 @@ def parse_request_head(bytes head, Limits limits not None=DEFAULT_LIMITS):
                 raise err("unsupported Expect", 417)
     r.kept = kept
     r.xff = xff
-    if conn is not None:
-        if conn == b"keep-alive" or conn == b"close":     # the usual one token: no set
-            keep = conn == b"keep-alive"
-            r.upgrade = None
-        else:
-            opts = {o.strip() for o in conn.split(b",")}
-            opts.discard(b"")
-            extra = opts - CONN_KNOWN
-            if extra:
-                r.fields = [f for f in r.fields if f[0].lower() not in extra]
-            keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
-            if b"upgrade" not in opts:
-                r.upgrade = None
-    else:
-        keep = minor == 1
+    cdef bint upgrade = False
+    r.keep_alive = _connection(conn, minor, r, &upgrade)
+    if not upgrade:
         r.upgrade = None
-    r.keep_alive = keep
     if te is not None:
         if minor == 0:
             raise err("Transfer-Encoding in HTTP/1.0")
         if cl is not None:
             raise err("both Content-Length and Transfer-Encoding")
-        names = []
-        for c in te.split(b","):
-            cm = TE_CODING.fullmatch(c)
-            if cm is None:
-                raise err("malformed Transfer-Encoding")
-            names.append(cm.group(1).lower())
+        names = _h.coding_names(te, err)
         if names[len(names) - 1] != b"chunked" or names.count(b"chunked") != 1:
             raise err("Transfer-Encoding must end in exactly one chunked")
         if len(names) > 1:
@@ -601,18 +590,7 @@ def parse_response_head(bytes head, bytes method, Limits limits not None=DEFAULT
             conn = value.lower() if conn is None else conn + b"," + value.lower()
         elif ln == b"upgrade":
             r.upgrade = value
-    if conn is not None:
-        if conn == b"keep-alive" or conn == b"close":     # the usual one token: no set
-            keep = conn == b"keep-alive"
-        else:
-            opts = {o.strip() for o in conn.split(b",")}
-            opts.discard(b"")
-            extra = opts - CONN_KNOWN
-            if extra:
-                r.fields = [f for f in r.fields if f[0].lower() not in extra]
-            keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
-    else:
-        keep = minor == 1
+    keep = _connection(conn, minor, r, NULL)
     r.chunked = False
     r.content_length = None
     r.until_close = False
@@ -626,12 +604,7 @@ def parse_response_head(bytes head, bytes method, Limits limits not None=DEFAULT
         if te is not None:
             if cl is not None:
                 raise err("both Content-Length and Transfer-Encoding")
-            names = []
-            for c in te.split(b","):
-                cm = TE_CODING.fullmatch(c)
-                if cm is None:
-                    raise err("malformed Transfer-Encoding")
-                names.append(cm.group(1).lower())
+            names = _h.coding_names(te, err)
             if names[len(names) - 1] == b"chunked" and names.count(b"chunked") == 1:
                 r.chunked = True
                 if len(names) > 1:

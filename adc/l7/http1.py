@@ -164,6 +164,32 @@ def scan_fields_py(head: bytes, pos: int, special) -> tuple:
 scan_fields = scan_fields_py     # replaced by the C scanner at the end of this module
 
 
+def connection_options(conn: Optional[bytes], minor: int, msg) -> tuple:
+    """(keep the connection open?, does Connection list upgrade?) for a head's joined, lower-cased
+    Connection value (None: absent). Fields that other tokens name are hop-by-hop too
+    (RFC 9110 7.6.1): they are dropped from msg.fields."""
+    if conn is None:
+        return minor == 1, False
+    opts = {o.strip() for o in conn.split(b",")}
+    opts.discard(b"")
+    extra = opts - {b"close", b"keep-alive", b"upgrade"}
+    if extra:
+        msg.fields = [f for f in msg.fields if f[0].lower() not in extra]
+    keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
+    return keep, b"upgrade" in opts
+
+
+def coding_names(te: bytes, err) -> list:
+    """The lower-cased transfer codings of a joined Transfer-Encoding value; err if malformed."""
+    names = []
+    for c in te.split(b","):
+        cm = TE_CODING.fullmatch(c)
+        if cm is None:
+            raise err("malformed Transfer-Encoding")
+        names.append(cm.group(1).lower())
+    return names
+
+
 class Request:
     """A parsed request head. `fields` keeps every end-to-end field as received (name, value)."""
     __slots__ = ("method", "target", "path", "query", "minor", "fields", "host", "authority",
@@ -262,17 +288,8 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
     r.fields = fields
     r.xff = xff
     # connection options: Connection names more hop-by-hop fields, which we drop
-    if conn is not None:
-        opts = {o.strip() for o in conn.split(b",")}
-        opts.discard(b"")
-        extra = opts - {b"close", b"keep-alive", b"upgrade"}
-        if extra:
-            r.fields = [f for f in fields if f[0].lower() not in extra]
-        keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
-        if b"upgrade" not in opts:
-            r.upgrade = None
-    else:
-        keep = minor == 1
+    keep, upgrade = connection_options(conn, minor, r)
+    if not upgrade:
         r.upgrade = None
     r.keep_alive = keep
     # framing
@@ -281,13 +298,7 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
             raise err("Transfer-Encoding in HTTP/1.0")
         if cl is not None:
             raise err("both Content-Length and Transfer-Encoding")
-        codings = te.split(b",")
-        names = []
-        for c in codings:
-            cm = TE_CODING.fullmatch(c)
-            if cm is None:
-                raise err("malformed Transfer-Encoding")
-            names.append(cm.group(1).lower())
+        names = coding_names(te, err)
         if names[-1] != b"chunked" or names.count(b"chunked") != 1:
             raise err("Transfer-Encoding must end in exactly one chunked")
         if len(names) > 1:
@@ -395,16 +406,8 @@ def parse_response_head(head: bytes, method: bytes, limits: Limits = DEFAULT_LIM
             conn = value.lower() if conn is None else conn + b"," + value.lower()
         elif ln == b"upgrade":
             r.upgrade = value
-    if conn is not None:
-        opts = {o.strip() for o in conn.split(b",")}
-        opts.discard(b"")
-        extra = opts - {b"close", b"keep-alive", b"upgrade"}
-        if extra:
-            fields = [f for f in fields if f[0].lower() not in extra]
-        keep = (b"keep-alive" in opts) if minor == 0 else (b"close" not in opts)
-    else:
-        keep = minor == 1
     r.fields = fields
+    keep, _ = connection_options(conn, minor, r)
     r.chunked = False
     r.content_length = None
     r.until_close = False
@@ -419,12 +422,7 @@ def parse_response_head(head: bytes, method: bytes, limits: Limits = DEFAULT_LIM
         if te is not None:
             if cl is not None:
                 raise err("both Content-Length and Transfer-Encoding")
-            names = []
-            for c in te.split(b","):
-                cm = TE_CODING.fullmatch(c)
-                if cm is None:
-                    raise err("malformed Transfer-Encoding")
-                names.append(cm.group(1).lower())
+            names = coding_names(te, err)
             if names[-1] == b"chunked" and names.count(b"chunked") == 1:
                 r.chunked = True
                 if len(names) > 1:
