@@ -1,11 +1,14 @@
 # The parsed heads as C structs, so that adc.l7.proxy (compiled) reads their fields without
 # an attribute lookup; adc/l7/_scan.pyx has their methods and the parsers that fill them.
 
-cdef class Request:
+cdef class Head:
     # kept: the end-to-end field lines as one canonical block (`name: value` CRLF each), as the
     # parser wrote them; None once `fields` (a property over _fields) has been asked for
     cdef public object kept
     cdef object _fields
+
+
+cdef class Request(Head):
     cdef public object method, target, path, query, host, authority
     cdef public object content_length, upgrade, xff, request_id, te_codings
     cdef public int minor
@@ -13,9 +16,7 @@ cdef class Request:
     cdef public Py_ssize_t head_size
 
 
-cdef class Response:
-    cdef public object kept
-    cdef object _fields
+cdef class Response(Head):
     cdef public object reason, content_length, upgrade, te_codings
     cdef public int status, minor
     cdef public bint chunked, keep_alive, no_body, until_close

@@ -202,16 +202,8 @@ from adc.l7 import http1 as _h
 
 
 
-cdef class Request:
-    """adc.l7.http1.Request as an extension type (same attributes, same methods; _scan.pxd)."""
-
-    def __cinit__(self):
-        self.te_codings = None
-        self.upgrade = None
-        self.expect_continue = False
-        self.absolute = False
-        self.te_trailers = False
-        self.request_id = None
+cdef class Head:
+    """What a parsed request and response share: their end-to-end fields."""
 
     @property
     def fields(self):
@@ -227,41 +219,35 @@ cdef class Request:
         self._fields = value
         self.kept = None
 
-    @property
-    def has_body(self):
-        return self.chunked or bool(self.content_length)
-
     def field(self, name):
+        """The value of the first field named `name` (lower case), or None."""
         for k, v in self.fields:
             if k.lower() == name:
                 return v
         return None
+
+
+cdef class Request(Head):
+    """adc.l7.http1.Request as an extension type (same attributes, same methods; _scan.pxd)."""
+
+    def __cinit__(self):
+        self.te_codings = None
+        self.upgrade = None
+        self.expect_continue = False
+        self.absolute = False
+        self.te_trailers = False
+        self.request_id = None
+
+    @property
+    def has_body(self):
+        return self.chunked or bool(self.content_length)
 
     def __repr__(self):
         return f"<Request {self.method!r} {self.target!r} host={self.host!r}>"
 
 
-cdef class Response:
+cdef class Response(Head):
     """adc.l7.http1.Response as an extension type (_scan.pxd)."""
-
-    @property
-    def fields(self):
-        """As Request.fields."""
-        if self._fields is None:
-            self._fields = _split_kept(self.kept) if self.kept is not None else []
-            self.kept = None
-        return self._fields
-
-    @fields.setter
-    def fields(self, value):
-        self._fields = value
-        self.kept = None
-
-    def field(self, name):
-        for k, v in self.fields:
-            if k.lower() == name:
-                return v
-        return None
 
 
 cdef class LengthReader:
