@@ -282,3 +282,61 @@ def test_a_failed_check_falls_back_to_uvloops_ssl(certs, monkeypatch, caplog):
                 s.sendall(get("/fallback"))
                 assert b'"path": "/fallback"' in read_response(s)[1]
     assert "TLS through uvloop's ssl, not adc's C path" in caplog.text
+
+
+def test_without_the_module_uvloops_ssl_serves(certs, monkeypatch, caplog):
+    import sys
+    monkeypatch.setenv("ADC_TLS_ENGINE", "c")
+    import adc.tls
+    # the import fails as if never built
+    monkeypatch.setitem(sys.modules, "adc.tls._conn", None)
+    monkeypatch.delattr(adc.tls, "_conn", raising=False)
+    with caplog.at_level("WARNING", logger="adc.tls"):
+        with Backend("a") as a, Proxy(https_vip(certs), [pool("p", [a.port])]) as p:
+            assert p.listener.tls._c_context is None
+            with connect(p.port, certs[2]) as s:
+                s.sendall(get("/nomodule"))
+                assert b'"path": "/nomodule"' in read_response(s)[1]
+    assert "adc.tls._conn is not built" in caplog.text
+
+
+class TrickleMember:
+    """A member that answers with a chunked body of many tiny chunks, each its own send: many small
+    writes by the proxy to the client."""
+
+    def __init__(self, chunks: int):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.chunks = chunks
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        c, _ = self.sock.accept()
+        with c:
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(4096)
+            c.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for i in range(self.chunks):
+                c.sendall(b"%x\r\n%s\r\n" % (len(b"%05d," % i), b"%05d," % i))
+                if i % 50 == 0:
+                    time.sleep(0.001)
+            c.sendall(b"0\r\n\r\n")
+            time.sleep(0.5)
+
+
+def test_many_small_writes_arrive_whole_and_in_order(engine, certs):
+    import http.client
+    m = TrickleMember(2000)
+    with Proxy(https_vip(certs), [pool("p", [m.port])]) as p:
+        ctx = ssl.create_default_context(cafile=certs[2])
+        c = http.client.HTTPSConnection(HOST, p.port, context=ctx, timeout=10)
+        c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", p.port), timeout=10), server_hostname=HOST)
+        c.request("GET", "/trickle")
+        body = c.getresponse().read()
+        c.close()
+    assert body == b"".join(b"%05d," % i for i in range(2000))
