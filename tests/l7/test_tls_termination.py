@@ -340,3 +340,22 @@ def test_many_small_writes_arrive_whole_and_in_order(engine, certs):
         body = c.getresponse().read()
         c.close()
     assert body == b"".join(b"%05d," % i for i in range(2000))
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_sessions_resume(site, certs, version):
+    """TLS 1.3 tickets come after the handshake, in the server's last flight: they must be sent."""
+    p, _ = site
+    ctx = ssl.create_default_context(cafile=certs[2])
+    ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, version)
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=HOST) as s:
+        s.sendall(get("/first"))
+        read_response(s)
+        session = s.session
+    assert session is not None and session.has_ticket
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=HOST, session=session) as s:
+        s.sendall(get("/again"))
+        assert b'"path": "/again"' in read_response(s)[1]
+        assert s.session_reused
