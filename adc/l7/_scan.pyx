@@ -88,7 +88,8 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
                              char *kept, Py_ssize_t *count) except -1:
     """The scanner. With `kept`, the lines that are not special are not made into tuples: each is
     written there as `name: value` CRLF (the canonical form the proxy forwards) and the return
-    value is the number of bytes written; `kept` must hold len(head) bytes. `count`, when given,
+    value is the number of bytes written; `kept` must hold len(head) * 5/4 bytes (a line of at
+    least 4 bytes may gain the space after its colon). `count`, when given,
     gets the number of field lines."""
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
     cdef Py_ssize_t end = PyBytes_GET_SIZE(head) - 2
@@ -176,6 +177,26 @@ cdef list _split_kept(bytes kept):
     return out
 
 
+cdef object _kept_field(bytes kept, bytes name):
+    """The value of the first line of a kept block whose name is `name` (lower case), or None."""
+    cdef const char *p = PyBytes_AS_STRING(kept)
+    cdef const char *nm = PyBytes_AS_STRING(name)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(kept), ln = PyBytes_GET_SIZE(name), i = 0, ne, j
+    cdef const char *q
+    while i < n:
+        q = <const char *> memchr(p + i, 58, n - i)
+        ne = q - p
+        q = <const char *> memchr(p + ne, 13, n - ne)
+        if ne - i == ln:
+            j = 0
+            while j < ln and LOWER[<unsigned char> p[i + j]] == <unsigned char> nm[j]:
+                j += 1
+            if j == ln:
+                return PyBytes_FromStringAndSize(p + ne + 2, (q - p) - ne - 2)
+        i = (q - p) + 2
+    return None
+
+
 cdef char *_kept_buf = NULL          # scratch for _kept_bytes, grown to the largest head seen
 cdef Py_ssize_t _kept_cap = 0
 
@@ -183,7 +204,8 @@ cdef Py_ssize_t _kept_cap = 0
 cdef bytes _kept_bytes(bytes head, Py_ssize_t pos, special, list specials, Py_ssize_t *count):
     """_scan_fields with the kept lines as one canonical block, as bytes."""
     global _kept_buf, _kept_cap
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(head), k
+    # a line grows by at most one byte ("a:b" CRLF becomes "a: b" CRLF) and takes at least four
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(head) // 4 + 8, k
     cdef char *nb
     if n > _kept_cap:
         nb = <char *> realloc(_kept_buf, n)
@@ -219,12 +241,15 @@ cdef class Head:
         self._fields = value
         self.kept = None
 
-    def field(self, name):
-        """The value of the first field named `name` (lower case), or None."""
-        for k, v in self.fields:
-            if k.lower() == name:
-                return v
-        return None
+    def field(self, bytes name):
+        """The value of the first field named `name` (lower case), or None; read from the kept
+        block when the list was never asked for (an access log reads two fields a request)."""
+        if self._fields is not None or self.kept is None:
+            for k, v in self.fields:
+                if k.lower() == name:
+                    return v
+            return None
+        return _kept_field(self.kept, name)
 
 
 cdef class Request(Head):
@@ -732,6 +757,12 @@ cdef class Kit:
         return out
 
 
+# what adc.l7.http1 expects of this build (http1._SCAN_ABI): a stale build is not used
+ABI = 3
+
 # last: when this module was imported before adc.l7.http1 finished, http1 kept its reference
-# versions; now that every name here exists, it takes these
-_h._install_c()
+# versions; now that every name here exists, it takes these (unless http1 is newer than this build)
+try:
+    _h._install_c()
+except ImportError:
+    pass

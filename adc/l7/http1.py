@@ -650,19 +650,22 @@ RequestPy, ResponsePy, LengthReaderPy, KitPy, LimitsPy = Request, Response, Leng
 serialize_fields_py = serialize_fields
 
 
+_SCAN_ABI = 3      # adc/l7/_scan.pyx's ABI: what this file expects of the C build
+
+
 def _install_c() -> None:
     """Take the C versions. Called here, and by _scan itself at the end of its import: when
-    _scan is imported first (adc.l7.proxy cimports it), the import below finds it half-built."""
+    _scan is imported first (adc.l7.proxy cimports it), the import below finds it half-built.
+    A build older than this file (no `make build` since an update) is left unused, whole."""
     global serialize_fields, parse_request_head, parse_response_head, scan_fields
     global LengthReader, Request, Response, Kit, Limits, DEFAULT_LIMITS
     from adc.l7 import _scan
-    serialize_fields = _scan.join_fields
-    parse_request_head, parse_response_head, scan_fields = (
-        _scan.parse_request_head, _scan.parse_response_head, _scan.scan_fields)
-    LengthReader, Request, Response = _scan.LengthReader, _scan.Request, _scan.Response
-    Kit = _scan.Kit
-    Limits = _scan.Limits
-    DEFAULT_LIMITS = _scan.Limits()
+    if getattr(_scan, "ABI", None) != _SCAN_ABI:
+        raise ImportError("adc.l7._scan is an older build than adc/l7/http1.py (run `make build`)")
+    new = (_scan.join_fields, _scan.parse_request_head, _scan.parse_response_head, _scan.scan_fields,
+           _scan.LengthReader, _scan.Request, _scan.Response, _scan.Kit, _scan.Limits, _scan.Limits())
+    (serialize_fields, parse_request_head, parse_response_head, scan_fields,
+     LengthReader, Request, Response, Kit, Limits, DEFAULT_LIMITS) = new
 
 
 try:

@@ -22,10 +22,13 @@ def _load_proxy():
     """
     here = os.path.dirname(os.path.abspath(__file__))
     src = os.path.join(here, "proxy.py")
+    from adc.l7 import http1
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         so = os.path.join(here, "proxy" + suffix)
         if os.path.exists(so):
-            if os.path.getmtime(so) >= os.path.getmtime(src):
+            # the build types its heads as _scan's C structs: it needs http1 to have taken the
+            # C parser, which it does not when _scan's build is older than http1.py
+            if os.path.getmtime(so) >= os.path.getmtime(src) and http1.Kit is not http1.KitPy:
                 import adc.l7.proxy as mod
                 return mod
             break
@@ -114,7 +117,7 @@ class HttpListener(Listener):
 
     def conns(self) -> list:
         from adc.control.messages import ConnInfo
-        now = self.ctx.loop.time()
+        now = proxy._kit.now()      # the clock ClientConn stamps m_accept with
         out = []
         for c in self.conns_set:
             m = c.member
@@ -124,7 +127,7 @@ class HttpListener(Listener):
                 member=m.key if m is not None else "",
                 state={S_HEAD: "idle" if not c.buf else "head", S_REQ: "request",
                        S_TUNNEL: "tunnel", S_CLOSED: "closed"}[c.state],
-                age=now - c.m_accept, bytes_in=c.bytes_in, bytes_out=c.bytes_out))
+                age=max(0.0, now - c.m_accept), bytes_in=c.bytes_in, bytes_out=c.bytes_out))
         return out
 
     def kill(self, conn_id: str) -> bool:
