@@ -44,6 +44,7 @@ def _load_proxy():
 
 
 proxy = _load_proxy()
+_clock = proxy.Kit()
 ClientConn = proxy.ClientConn
 UpstreamConn = proxy.UpstreamConn
 UpstreamCache = proxy.UpstreamCache
@@ -117,7 +118,7 @@ class HttpListener(Listener):
 
     def conns(self) -> list:
         from adc.control.messages import ConnInfo
-        now = proxy._kit.now()      # the clock ClientConn stamps m_accept with
+        now = _clock.now()      # the clock ClientConn stamps m_accept with
         out = []
         for c in self.conns_set:
             m = c.member
