@@ -197,7 +197,8 @@ cdef class TlsConn:
                 PyBuffer_Release(&view)
         if not self.handshaken:
             self._handshake()
-            if not self.handshaken:
+            # the app may have refused the connection in connection_made (max_connections: 503, close)
+            if not self.handshaken or self.closing:
                 return
         if not self.app_paused:
             self._read()

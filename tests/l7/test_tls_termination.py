@@ -359,3 +359,25 @@ def test_sessions_resume(site, certs, version):
         s.sendall(get("/again"))
         assert b'"path": "/again"' in read_response(s)[1]
         assert s.session_reused
+
+
+def test_over_max_connections_a_client_gets_503_after_its_handshake(engine, certs):
+    v = https_vip(certs)
+    v.max_connections = 1
+    with Backend("a") as a, Proxy(v, [pool("p", [a.port])]) as p:
+        with connect(p.port, certs[2]) as first:
+            first.sendall(get("/one"))
+            read_response(first)
+            with connect(p.port, certs[2]) as second:
+                second.sendall(get("/two"))
+                data = b""
+                while True:
+                    try:
+                        d = second.recv(4096)
+                    except (ConnectionError, ssl.SSLError):
+                        break
+                    if not d:
+                        break
+                    data += d
+                assert data.startswith(b"HTTP/1.1 503")
+    assert all(r[1] != "/two" for r in a.requests)
