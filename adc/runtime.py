@@ -21,7 +21,7 @@ logger = logging.getLogger("adc.pool")
 
 
 class MemberRuntime:
-    __slots__ = ("pool", "key", "address", "port", "addr", "weight", "backup", "admin", "health",
+    __slots__ = ("pool", "key", "address", "port", "weight", "backup", "admin", "health",
                  "max_connections", "slot", "active", "ramp_start")
 
     def __init__(self, pool: str, plan: MemberPlan):
@@ -34,7 +34,6 @@ class MemberRuntime:
         self.key = plan.key
         self.address = plan.address
         self.port = plan.port
-        self.addr = (plan.address, plan.port)     # what L7 keys its idle member connections by
         self.weight = plan.weight
         self.backup = plan.backup
         self.admin = plan.admin

@@ -80,7 +80,7 @@ def main() -> int:
     ctx = Ctx(loop, counters, {"p": PoolRuntime(pool)})
     import socket
     lst = HttpListener(ctx, vip, socket.socket())
-    up = proxy.UpstreamConn(lst.upstreams, ("127.0.0.1", 9000))
+    up = proxy.UpstreamConn(lst.upstreams, "127.0.0.1:9000")
     up.connection_made(Transport(("127.0.0.1", 9000)))
     lst.upstreams.put(up)
 

@@ -19,6 +19,7 @@ cdef class VipState:
     cdef public object header_timeout, keepalive_timeout, response_timeout, connect_timeout
     cdef public object total_timeout, tunnel_timeout, req_ops, resp_ops, persist, route_persist
     cdef public object x_forwarded, forwarded, request_id_name, request_id, error_pages, retry_statuses
+    cdef public object request_id_start, xf_proto_host
     cdef public Py_ssize_t slot
 
 
@@ -37,7 +38,8 @@ cdef class UpstreamConn:
 
 
 cdef class UpstreamCache:
-    cdef public object loop, idle, _sweeper
+    cdef public object loop, _sweeper
+    cdef public dict idle
     cdef public Py_ssize_t max_idle
     cdef public double idle_timeout
 
@@ -65,7 +67,7 @@ cdef class ClientConn:
     cdef public Response resp
     cdef public object client_ip, flow_key, route, pool, member, tried, reader, pending
     cdef public object head_out, out_head, rbuf, rreader, connect_task, term, t_connect, t_resp
-    cdef public object log_member, resp_ops, persist, sticky, request_id
+    cdef public object log_member, resp_ops, persist, sticky, request_id, xf_head
     cdef public double last_io, deadline, timer_at, t_accept, m_accept, t_req
     cdef public long long id, bytes_in, bytes_out, req_bytes_in, resp_bytes, pending_size
     cdef public Py_ssize_t mslot

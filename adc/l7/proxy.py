@@ -129,6 +129,8 @@ class VipState:
         self.forwarded = h.forwarded
         self.request_id_name = h.request_id.encode() if h.request_id else None
         self.request_id = self.request_id_name.lower() if h.request_id else None
+        self.request_id_start = self.request_id_name + b": " if h.request_id else None
+        self.xf_proto_host = b"\r\nx-forwarded-proto: " + self.scheme + b"\r\nx-forwarded-host: "
         self.error_pages = {int(k): v.encode() for k, v in h.error_pages.items()}
         self.retry_statuses = frozenset(int(x) for x in h.retry_on if x.isdigit())
         self.max_connections = vip.max_connections
@@ -198,7 +200,7 @@ class UpstreamConn:
 
 
 class UpstreamCache:
-    """Idle keep-alive connections per member (address, port), newest first; swept for age."""
+    """Idle keep-alive connections per member ("address:port"), newest first; swept for age."""
 
     def __init__(self, loop, max_idle: int = 64, idle_timeout: float = 15.0):
         self.loop = loop
@@ -210,7 +212,8 @@ class UpstreamCache:
     def take(self, key) -> Optional[UpstreamConn]:
         lst = self.idle.get(key)
         while lst:
-            up = lst.pop()
+            up = lst[-1]
+            del lst[-1]         # not lst.pop(): compiled, a list item delete needs no method lookup
             if not up.closed:
                 return up
         return None
@@ -341,6 +344,7 @@ class ClientConn:
         self.bytes_out = 0
         self.in_process = False
         self.mslot = 0
+        self.xf_head = None
         self.client_ip = b"-"
         self.client_port = 0
         self.flow_key = None
@@ -720,12 +724,20 @@ class ClientConn:
             block = serialize_fields(fields)
         parts = [req.method, b" ", req.target, b" HTTP/1.1\r\nhost: ", authority, b"\r\n", block]
         if vs.x_forwarded:
-            parts.append(b"x-forwarded-for: ")
-            if req.xff is not None:
+            if req.xff is None:
+                # the same for every request of the connection: built once
+                xf = self.xf_head
+                if xf is None:
+                    xf = self.xf_head = b"x-forwarded-for: " + self.client_ip + vs.xf_proto_host
+                parts.append(xf)
+            else:
+                parts.append(b"x-forwarded-for: ")
                 parts.append(req.xff)
                 parts.append(b", ")
-            parts += (self.client_ip, b"\r\nx-forwarded-proto: ", vs.scheme, b"\r\nx-forwarded-host: ",
-                      req.authority, b"\r\n")
+                parts.append(self.client_ip)
+                parts.append(vs.xf_proto_host)
+            parts.append(req.authority)
+            parts.append(b"\r\n")
         elif req.xff is not None:
             parts += (b"x-forwarded-for: ", req.xff, b"\r\n")
         if vs.forwarded:
@@ -740,7 +752,9 @@ class ClientConn:
                 have = req.field(rid)
             if have is None:
                 self.request_id = _kit.request_id(_RID_PREFIX, next(_rids))
-                parts += (vs.request_id_name, b": ", self.request_id, b"\r\n")
+                parts.append(vs.request_id_start)
+                parts.append(self.request_id)
+                parts.append(b"\r\n")
             else:
                 self.request_id = have
         if req.chunked:
@@ -793,7 +807,7 @@ class ClientConn:
             else:
                 self._local(502, term="SC")
             return
-        key = m.addr
+        key = m.key         # "address:port", its hash cached: idle connections are kept by it
         up = self.upstreams.take(key)
         cb = pool.breaker
         if cb is not None:
@@ -1199,7 +1213,7 @@ class ClientConn:
             # a reused connection the member had closed just before our request: try a fresh one
             self.retried_stale = True
             m = self.member
-            self.connect_task = self.loop.create_task(self._connect(m, m.addr))
+            self.connect_task = self.loop.create_task(self._connect(m, m.key))
             return
         if self.rstate == R_HEAD:
             # Closed (or reset: a member killed mid-request) before any response byte: what the
