@@ -110,16 +110,21 @@ def test_header_hash_is_stable_and_spreads():
                 assert len(got) == 1, "one tenant, one member"
                 seen[t] = got.pop()
             assert len(set(seen.values())) == 3
-            # removing one member moves only that member's tenants
+            # removing one member moves its tenants, and (Maglev's disruption is minimal, not
+            # zero: the tables are built from the members' keys, whose ports differ each run)
+            # hardly any other
             gone = seen[0]
             port = {b"A": a.port, b"B": b.port, b"C": c.port}[gone]
             p.call(lambda: p.ctx.pools["p"].set_state(f"127.0.0.1:{port}", health="down"))
+            stayed = moved = 0
             for t in range(30):
                 body = req(p.port, headers={"X-Tenant": f"t{t}"})[1]
                 if seen[t] != gone:
-                    assert body == seen[t]
+                    stayed += body == seen[t]
+                    moved += body != seen[t]
                 else:
                     assert body != gone
+            assert moved <= max(1, (stayed + moved) // 10), (moved, stayed)
 
 
 def test_source_hash_persistence_keeps_a_client_on_one_member():
