@@ -29,6 +29,7 @@ cdef class LengthReader:
 cdef class Kit:
     cpdef double now(self)
     cpdef Py_ssize_t head_end(self, bytes buf, Py_ssize_t start)
+    cpdef bint starts_empty_line(self, bytes buf)
     cpdef bytes length_line(self, long long n)
     cpdef bytes chunk_line(self, Py_ssize_t n)
     cpdef bytes request_id(self, bytes prefix, unsigned long long n)

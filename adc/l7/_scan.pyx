@@ -85,14 +85,14 @@ def scan_fields(bytes head, Py_ssize_t pos, special):
 
 
 cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, list specials,
-                             char *kept, Py_ssize_t *count) except -1:
+                             char *kept, Py_ssize_t *count, Py_ssize_t size=-1) except -1:
     """The scanner. With `kept`, the lines that are not special are not made into tuples: each is
     written there as `name: value` CRLF (the canonical form the proxy forwards) and the return
     value is the number of bytes written; `kept` must hold len(head) * 5/4 bytes (a line of at
     least 4 bytes may gain the space after its colon). `count`, when given,
-    gets the number of field lines."""
+    gets the number of field lines. The head is head[:size] (all of it when size is -1)."""
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
-    cdef Py_ssize_t end = PyBytes_GET_SIZE(head) - 2
+    cdef Py_ssize_t end = (PyBytes_GET_SIZE(head) if size < 0 else size) - 2
     cdef Py_ssize_t ns, ne, vs, ve, i, k = 0, lines = 0
     cdef unsigned char c
     cdef bint upper
@@ -201,18 +201,21 @@ cdef char *_kept_buf = NULL          # scratch for _kept_bytes, grown to the lar
 cdef Py_ssize_t _kept_cap = 0
 
 
-cdef bytes _kept_bytes(bytes head, Py_ssize_t pos, special, list specials, Py_ssize_t *count):
+cdef bytes _kept_bytes(bytes head, Py_ssize_t pos, special, list specials, Py_ssize_t *count,
+                       Py_ssize_t size=-1):
     """_scan_fields with the kept lines as one canonical block, as bytes."""
     global _kept_buf, _kept_cap
+    if size < 0:
+        size = PyBytes_GET_SIZE(head)
     # a line grows by at most one byte ("a:b" CRLF becomes "a: b" CRLF) and takes at least four
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(head) // 4 + 8, k
+    cdef Py_ssize_t n = size + size // 4 + 8, k
     cdef char *nb
     if n > _kept_cap:
         nb = <char *> realloc(_kept_buf, n)
         if nb == NULL:
             raise MemoryError()
         _kept_buf, _kept_cap = nb, n
-    k = _scan_fields(head, pos, special, None, specials, _kept_buf, count)
+    k = _scan_fields(head, pos, special, None, specials, _kept_buf, count, size)
     return PyBytes_FromStringAndSize(_kept_buf, k)
 
 
@@ -552,9 +555,11 @@ def parse_request_head(bytes head, Limits limits not None=DEFAULT_LIMITS):
     return r
 
 
-def parse_response_head(bytes head, bytes method, Limits limits not None=DEFAULT_LIMITS):
+def parse_response_head(bytes head, bytes method, Limits limits not None=DEFAULT_LIMITS,
+                        Py_ssize_t size=-1):
+    """The head is head[:size] when size is given (the proxy parses its read buffer in place)."""
     cdef const unsigned char *p = <const unsigned char *> PyBytes_AS_STRING(head)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(head) if size < 0 else size
     cdef Py_ssize_t eol = _eol(p, n)
     cdef Py_ssize_t i
     cdef int status, minor
@@ -581,7 +586,7 @@ def parse_response_head(bytes head, bytes method, Limits limits not None=DEFAULT
     r.minor = minor
     specials = []
     try:
-        r.kept = _kept_bytes(head, eol + 2, HOP, specials, NULL)
+        r.kept = _kept_bytes(head, eol + 2, HOP, specials, NULL, n)
     except ValueError as e:
         raise err(str(e)) from None
     cl = None
@@ -694,6 +699,10 @@ cdef class Kit:
             i += 1
         return -1
 
+    cpdef bint starts_empty_line(self, bytes buf):
+        """Does buf start with CRLF (an empty line before a request line)?"""
+        return PyBytes_GET_SIZE(buf) >= 2 and PyBytes_AS_STRING(buf)[0] == 13 and PyBytes_AS_STRING(buf)[1] == 10
+
     cpdef bytes length_line(self, long long n):
         """b"content-length: N\\r\\n"."""
         cdef char buf[48]
@@ -758,7 +767,7 @@ cdef class Kit:
 
 
 # what adc.l7.http1 expects of this build (http1._SCAN_ABI): a stale build is not used
-ABI = 3
+ABI = 4
 
 # last: when this module was imported before adc.l7.http1 finished, http1 kept its reference
 # versions; now that every name here exists, it takes these (unless http1 is newer than this build)

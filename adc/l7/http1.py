@@ -367,8 +367,11 @@ class Response:
         return None
 
 
-def parse_response_head(head: bytes, method: bytes, limits: Limits = DEFAULT_LIMITS) -> Response:
-    """A member's response head. `method` of the request decides whether a body follows."""
+def parse_response_head(head: bytes, method: bytes, limits: Limits = DEFAULT_LIMITS, size: int = -1) -> Response:
+    """A member's response head (head[:size] when size is given). `method` of the request decides
+    whether a body follows."""
+    if size >= 0:
+        head = head[:size]
     err = BackendProtocolError
     if len(head) > limits.header_bytes:
         raise err("response head too large")
@@ -629,6 +632,9 @@ class Kit:
         i = buf.find(b"\r\n\r\n", start if start > 0 else 0)
         return -1 if i < 0 else i + 4
 
+    def starts_empty_line(self, buf: bytes) -> bool:
+        return buf[:2] == b"\r\n"
+
     def length_line(self, n: int) -> bytes:
         return b"content-length: %d\r\n" % n
 
@@ -650,7 +656,7 @@ RequestPy, ResponsePy, LengthReaderPy, KitPy, LimitsPy = Request, Response, Leng
 serialize_fields_py = serialize_fields
 
 
-_SCAN_ABI = 3      # adc/l7/_scan.pyx's ABI: what this file expects of the C build
+_SCAN_ABI = 4      # adc/l7/_scan.pyx's ABI: what this file expects of the C build
 
 
 def _install_c() -> None:

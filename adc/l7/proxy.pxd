@@ -7,6 +7,7 @@ from libc.stdint cimport uint64_t
 
 
 cdef CKit _kit
+cdef dict _STATUS_LINES
 
 
 cdef void _add(CounterRegion ctr, Py_ssize_t slot, int field, uint64_t n)

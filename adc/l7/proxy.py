@@ -604,7 +604,7 @@ class ClientConn:
                 buf = self.buf
                 if not buf:
                     return
-                if buf[:2] == b"\r\n":
+                if _kit.starts_empty_line(buf):
                     # RFC 9112 2.2: ignore empty lines before a request line
                     buf = self.buf = buf.lstrip(b"\r\n")
                     start = 0
@@ -953,7 +953,10 @@ class ClientConn:
         if self.state == S_TUNNEL:
             self._to_client(data)
             return
-        self.rbuf += data
+        if self.rbuf:
+            self.rbuf += data
+        else:
+            self.rbuf = data
         while self.rstate == R_HEAD:
             rbuf = self.rbuf
             end = _kit.head_end(rbuf, 0)
@@ -963,9 +966,9 @@ class ClientConn:
                 elif rbuf.count(b"\n") != rbuf.count(b"\r\n"):
                     self._backend_error(BackendProtocolError("bare LF in response head"))
                 return
-            self.rbuf = rbuf[end:]
+            self.rbuf = rbuf[end:] if end < len(rbuf) else b""
             try:
-                resp = parse_response_head(rbuf[:end], self.req.method, self.vs.limits)
+                resp = parse_response_head(rbuf, self.req.method, self.vs.limits, end)
             except BackendProtocolError as e:
                 self._backend_error(e)
                 return

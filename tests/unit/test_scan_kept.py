@@ -34,3 +34,13 @@ def test_field_reads_the_kept_block_without_building_the_list():
     assert r.kept is not None                   # still the block: nothing built the list
     assert r.fields == [(b"User-Agent", b"curl/8"), (b"X-A", b"1"), (b"x-a", b"2")]
     assert r.kept is None and r.field(b"x-a") == b"1"
+
+
+def test_a_response_head_parsed_in_place_is_the_head_parsed_alone():
+    from adc.l7 import _scan, http1
+    head = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"
+    buf = head + b"hello" + b"HTTP/1.1 404 Nope\r\n\r\n"
+    for parse in (_scan.parse_response_head, http1.parse_response_head_py):
+        alone, inplace = parse(head, b"GET"), parse(buf, b"GET", http1.DEFAULT_LIMITS, len(head))
+        assert (inplace.status, inplace.content_length, inplace.keep_alive, inplace.fields) == \
+               (alone.status, alone.content_length, alone.keep_alive, alone.fields) == (200, 5, True, [(b"Server", b"x")])
