@@ -28,7 +28,7 @@ cdef class ClientConn
 
 
 cdef class UpstreamConn:
-    cdef public object cache, key, transport
+    cdef public object cache, key, transport, write
     cdef public ClientConn client
     cdef public double idle_since
     cdef public bint closed, paused
@@ -59,7 +59,7 @@ cdef class TimerHeap:
 cdef class ClientConn:
     cdef object __weakref__
     cdef public TimerHeap timers
-    cdef public object listener, ctx, loop, transport, buf, timer, ttimer, tcb, timer_kind
+    cdef public object listener, ctx, loop, transport, write, buf, timer, ttimer, tcb, timer_kind
     cdef public VipState vs
     cdef public CounterRegion ctr
     cdef public UpstreamCache upstreams
@@ -68,7 +68,7 @@ cdef class ClientConn:
     cdef public Response resp
     cdef public object client_ip, flow_key, route, pool, member, tried, reader, pending
     cdef public object head_out, out_head, rbuf, rreader, connect_task, term, t_connect, t_resp
-    cdef public object log_member, resp_ops, persist, sticky, request_id, xf_head
+    cdef public object log_member, resp_ops, persist, sticky, request_id, xf_head, tls
     cdef public double last_io, deadline, timer_at, t_accept, m_accept, t_req
     cdef public long long id, bytes_in, bytes_out, req_bytes_in, resp_bytes, pending_size
     cdef public Py_ssize_t mslot

@@ -143,6 +143,7 @@ class UpstreamConn:
         self.cache = cache
         self.key = key
         self.transport = None
+        self.write = None
         self.client = None
         self.idle_since = 0.0
         self.closed = False
@@ -150,6 +151,7 @@ class UpstreamConn:
 
     def connection_made(self, transport):
         self.transport = transport
+        self.write = transport.write     # bound once: one write per request, no lookup each time
 
     def data_received(self, data):
         c = self.client
@@ -324,9 +326,11 @@ class ClientConn:
         self.loop = listener.ctx.loop
         self.vs: VipState = listener.state
         self.upstreams = listener.upstreams      # typed when compiled: take/put are C calls
+        self.tls = listener.tls                  # adc.tls.server.ServerTls (https), updated in place
         self.timers = listener.timers
         self.id = next(_ids)
         self.transport = None
+        self.write = None
         self.state = S_HEAD
         self.buf = b""
         self.paused = 0
@@ -391,6 +395,7 @@ class ClientConn:
     # ------------------------------------------------------------- client side
     def connection_made(self, transport):
         self.transport = transport
+        self.write = transport.write     # bound once: one or more writes per request
         lst = self.listener
         vs = self.vs
         lst.conns_set.add(self)
@@ -662,7 +667,7 @@ class ClientConn:
         self.req_done = self.reader is None
         if not req.keep_alive or self.listener.draining:
             self.close_after = True
-        tls = self.listener.tls
+        tls = self.tls
         if tls is not None and tls.identity_headers:
             tls.add_identity(self, req)      # verified client certificate: headers for routes and members
         route = vs.router.match(req) if vs.router is not None else None
@@ -897,7 +902,7 @@ class ClientConn:
             self.pending_size = 0
             self.resume(P_PENDING)
         else:
-            t.write(head)
+            up.write(head)
         self.req_bytes_in += n
         _add(self.ctr, self.mslot, BYTES_IN, n)
         if self.wpaused:
@@ -926,7 +931,7 @@ class ClientConn:
     def _send_up(self, b):
         up = self.up
         if up is not None:
-            up.transport.write(b)
+            up.write(b)
             self.req_bytes_in += len(b)
             _add(self.ctr, self.mslot, BYTES_IN, len(b))
         else:
@@ -1145,7 +1150,7 @@ class ClientConn:
 
     def _to_client(self, b):
         n = len(b)
-        self.transport.write(b)
+        self.write(b)
         self.bytes_out += n
         self.resp_bytes += n
         _add(self.ctr, self.vs.slot, BYTES_OUT, n)
