@@ -671,6 +671,19 @@ def join_fields(list fields):
 cdef const char *HEX = b"0123456789abcdef"
 
 
+cdef inline int _digits(char *buf, int end, unsigned long long n, int base) noexcept:
+    """n in `base` (10 or 16), written to end just before buf[end]; where it starts."""
+    cdef int k = end
+    if n == 0:
+        k -= 1
+        buf[k] = 48
+    while n > 0:
+        k -= 1
+        buf[k] = HEX[n % base]
+        n //= base
+    return k
+
+
 cdef class Kit:
     """Small per-request helpers of adc.l7.proxy as C calls; adc.l7.http1.Kit is the reference.
 
@@ -706,16 +719,9 @@ cdef class Kit:
     cpdef bytes length_line(self, long long n):
         """b"content-length: N\\r\\n"."""
         cdef char buf[48]
-        cdef int k = 40
+        cdef int k = _digits(buf, 40, n, 10)
         buf[40] = 13
         buf[41] = 10
-        if n == 0:
-            k -= 1
-            buf[k] = 48
-        while n > 0:
-            k -= 1
-            buf[k] = 48 + n % 10
-            n //= 10
         k -= 16
         memcpy(buf + k, b"content-length: ", 16)
         return PyBytes_FromStringAndSize(buf + k, 42 - k)
@@ -723,29 +729,15 @@ cdef class Kit:
     cpdef bytes chunk_line(self, Py_ssize_t n):
         """The size line of a chunk of n bytes."""
         cdef char buf[24]
-        cdef int k = 20
+        cdef int k = _digits(buf, 20, n, 16)
         buf[20] = 13
         buf[21] = 10
-        if n == 0:
-            k -= 1
-            buf[k] = 48
-        while n > 0:
-            k -= 1
-            buf[k] = HEX[n & 15]
-            n >>= 4
         return PyBytes_FromStringAndSize(buf + k, 22 - k)
 
     cpdef bytes request_id(self, bytes prefix, unsigned long long n):
         """prefix followed by n in hex: a request id unique in this process."""
         cdef char buf[24]
-        cdef int k = 24
-        if n == 0:
-            k -= 1
-            buf[k] = 48
-        while n > 0:
-            k -= 1
-            buf[k] = HEX[n & 15]
-            n >>= 4
+        cdef int k = _digits(buf, 24, n, 16)
         return prefix + PyBytes_FromStringAndSize(buf + k, 24 - k)
 
     cpdef bytes join(self, list parts):
