@@ -94,6 +94,18 @@ vips:
         d.stop()
 
 
+def load_until(d, ip: str, done, what: str, batch: int = 10, seconds: float = 5, most: int = 5000) -> list:
+    """GETs through the VIP at ip:8080, `batch` between looks at done(), until it holds; their
+    statuses. Fails with `what` and the log after `seconds` or `most` requests."""
+    statuses: list = []
+    t0 = time.monotonic()
+    while not done():
+        statuses += [http_get(ip, 8080)[0] for _ in range(batch)]
+        if time.monotonic() - t0 > seconds or len(statuses) > most:
+            raise AssertionError(f"{what} after {len(statuses)} requests:\n{d.log()[-3000:]}")
+    return statuses
+
+
 def test_member_answering_500_is_ejected_by_consecutive_5xx_and_returns(tmp_path):
     ip = fresh_ip()
     a, b = CountingHttp(ip, 9001, "alpha"), CountingHttp(ip, 9002, "beta")
@@ -112,12 +124,7 @@ vips:
     try:
         assert {http_get(ip, 8080)[1].split()[0] for _ in range(6)} == {b"alpha", b"beta"}
         b.status = 500
-        seen = []
-        t0 = time.monotonic()
-        while members(d, "web")[key]["health"] != "down":
-            seen += [http_get(ip, 8080)[0] for _ in range(10)]
-            if time.monotonic() - t0 > 5 or len(seen) > 2000:
-                raise AssertionError(f"member not ejected after {len(seen)} requests:\n{d.log()[-3000:]}")
+        seen = load_until(d, ip, lambda: members(d, "web")[key]["health"] == "down", "member not ejected")
         assert 500 in seen
         assert f"member web/{key} EJECTED for 2s after " in d.log()
         assert "5xx answers or failed requests (passive health, ejection 1)" in d.log()
@@ -161,12 +168,7 @@ vips:
     key = f"{ip}:9002"
     try:
         b.status = 503
-        statuses = []
-        t0 = time.monotonic()
-        while "EJECTED" not in d.log():
-            statuses.append(http_get(ip, 8080)[0])
-            if time.monotonic() - t0 > 5 or len(statuses) > 5000:
-                raise AssertionError(f"member not ejected after {len(statuses)} requests:\n{d.log()[-3000:]}")
+        statuses = load_until(d, ip, lambda: "EJECTED" in d.log(), "member not ejected", batch=1)
         assert set(statuses) == {200}
         line = next(x for x in d.log().splitlines() if "EJECTED" in x)
         assert f"member web/{key} EJECTED for 5s after " in line and "5xx answers or failed requests" in line
