@@ -192,3 +192,34 @@ def udp_roundtrip(ip: str, port: int, payload: bytes, timeout: float = 3.0) -> b
         s.sendto(payload, (ip, port))
         data, _ = s.recvfrom(65535)
         return data
+
+
+def members(d: Adcd, pool: str) -> dict[str, dict]:
+    """`adcctl member list POOL -o json`, by member key."""
+    r = d.ctl("member", "list", pool, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return {m["key"]: m for m in json.loads(r.stdout)}
+
+
+def wait_for(pred, limit: float, what: str, d: Optional[Adcd] = None) -> float:
+    """Poll pred until it holds; the seconds it took. Fails with `what` (and adcd's log when
+    given) after `limit` seconds."""
+    t0 = time.monotonic()
+    while not pred():
+        if time.monotonic() - t0 > limit:
+            log = f"\n{d.log()[-3000:]}" if d is not None else ""
+            raise AssertionError(f"{what}: not within {limit}s{log}")
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def echo(s: socket.socket, data: bytes) -> bytes:
+    """Send data on s and read back as many bytes (fewer if the peer closes)."""
+    s.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = s.recv(len(data) - len(got))
+        if not chunk:
+            break
+        got += chunk
+    return got

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import Adcd, Backends, fresh_ip, http_get
+from harness import Adcd, Backends, echo, fresh_ip, http_get, wait_for
 
 L7_CONFIG = """\
 pools:
@@ -101,12 +101,6 @@ class SlowMember:
         self.server.server_close()
 
 
-def wait_for(cond, what: str, limit: float = 10.0) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {limit}s")
-        time.sleep(0.02)
 
 
 def pool_refused(d: Adcd, pool: str) -> tuple[int, int]:
@@ -138,7 +132,7 @@ def test_requests_over_max_requests_get_503_at_once_and_the_member_never_sees_th
     try:
         held: dict = {}
         threads = [get_in_thread(ip, 8080, f"/held/{i}", held) for i in range(3)]
-        wait_for(lambda: len(member.seen) == 3, "the member holds 3 requests")
+        wait_for(lambda: len(member.seen) == 3, 10, "the member holds 3 requests")
         # the pool has max_requests 3 in flight: the next ones are answered by adc, now
         for j in range(4):
             status, body = http_get(ip, 8080, f"/extra/{j}", timeout=5)
@@ -155,7 +149,7 @@ def test_requests_over_max_requests_get_503_at_once_and_the_member_never_sees_th
         stats = d.api("GET", "/stats")
         assert stats["vips"]["web"]["refused"] == 4
         assert stats["pools"]["web"]["requests"] == 4       # the 3 held and /after, not the refused
-        wait_for(lambda: "pool 'web' circuit open: 3 requests in flight (max_requests 3)" in d.log(),
+        wait_for(lambda: "pool 'web' circuit open: 3 requests in flight (max_requests 3)" in d.log(), 10,
                  "the circuit-open log line")
         # at most once a second per pool: 4 refusals well within a second or two give 1 or 2 lines
         assert 1 <= d.log().count("pool 'web' circuit open") <= 2
@@ -190,15 +184,6 @@ def test_requests_over_max_pending_connects_get_503_at_once(tmp_path):
         lsn.close()
 
 
-def echo(s: socket.socket, data: bytes) -> bytes:
-    s.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = s.recv(len(data) - len(got))
-        if not chunk:
-            break
-        got += chunk
-    return got
 
 
 def refused(s: socket.socket) -> bool:
@@ -217,7 +202,7 @@ def test_tcp_connections_over_the_pool_max_connections_are_refused_and_counted(t
     be = Backends(tmp_path, ip, tcp_echo=[9101, 9102])
     d = Adcd(tmp_path, L4_CONFIG.format(ip=ip), workers=1, env={"ADC_L4": l4})   # the engine, or asyncio
     try:
-        wait_for(lambda: not d.api("GET", "/conns"), "the readiness probe's connection gone")
+        wait_for(lambda: not d.api("GET", "/conns"), 10, "the readiness probe's connection gone")
         before = pool_refused(d, "echo")
         a = socket.create_connection((ip, 7000), timeout=5)
         b = socket.create_connection((ip, 7000), timeout=5)
@@ -226,12 +211,12 @@ def test_tcp_connections_over_the_pool_max_connections_are_refused_and_counted(t
         c = socket.create_connection((ip, 7000), timeout=5)
         assert refused(c)
         c.close()
-        wait_for(lambda: pool_refused(d, "echo")[0] - before[0] == 1, "the refusal counted")
+        wait_for(lambda: pool_refused(d, "echo")[0] - before[0] == 1, 10, "the refusal counted")
         assert pool_refused(d, "echo")[1] - before[1] == 1
         assert d.api("GET", "/stats")["vips"]["echo"]["refused"] == 1
         # below the limit nothing changes: a freed place serves the next client
         a.close()
-        wait_for(lambda: len(d.api("GET", "/conns")) == 1, "a place freed")
+        wait_for(lambda: len(d.api("GET", "/conns")) == 1, 10, "a place freed")
         e = socket.create_connection((ip, 7000), timeout=5)
         assert echo(e, b"again") == b"again"
         assert echo(b, b"still") == b"still"
@@ -251,7 +236,7 @@ def test_an_apply_raises_the_limit_for_the_requests_already_in_flight(tmp_path):
     try:
         held: dict = {}
         threads = [get_in_thread(ip, 8080, f"/held/{i}", held) for i in range(3)]
-        wait_for(lambda: len(member.seen) == 3, "the member holds 3 requests")
+        wait_for(lambda: len(member.seen) == 3, 10, "the member holds 3 requests")
         assert http_get(ip, 8080, "/over", timeout=5)[0] == 503
         raised = tmp_path / "raised.yaml"
         raised.write_text(L7_CONFIG.format(ip=ip).replace("max_requests: 3", "max_requests: 4"))
@@ -259,7 +244,7 @@ def test_an_apply_raises_the_limit_for_the_requests_already_in_flight(tmp_path):
         assert r.returncode == 0, r.stderr
         # the 3 still in flight count against the new limit: one more gets through, the next does not
         threads.append(get_in_thread(ip, 8080, "/fourth", held))
-        wait_for(lambda: "/fourth" in member.seen, "the fourth request reaches the member")
+        wait_for(lambda: "/fourth" in member.seen, 10, "the fourth request reaches the member")
         assert http_get(ip, 8080, "/fifth", timeout=5)[0] == 503
         assert "/over" not in member.seen and "/fifth" not in member.seen
         member.release()

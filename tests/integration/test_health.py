@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Adcd, Proc, fresh_ip, http_get, udp_roundtrip
+from harness import Adcd, Proc, fresh_ip, http_get, members, udp_roundtrip
 
 INTERVAL = 0.5
 RISE = 2
@@ -116,10 +116,6 @@ class UdpMember(UdpServer):
 
 
 # ------------------------------------------------------------------ helpers
-def members(d: Adcd, pool: str) -> dict[str, dict]:
-    r = d.ctl("member", "list", pool, "-o", "json")
-    assert r.returncode == 0, r.stderr
-    return {m["key"]: m for m in json.loads(r.stdout)}
 
 
 def wait_health(d: Adcd, pool: str, key: str, health: str, limit: float) -> float:

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import socketserver
@@ -15,7 +14,7 @@ import time
 
 import pytest
 
-from harness import Adcd, Backends, fresh_ip, http_get
+from harness import Adcd, Backends, fresh_ip, http_get, members, wait_for
 from test_foundation import Load
 
 
@@ -57,22 +56,12 @@ class NamedEcho:
         stop(self.server)
 
 
-def members(d: Adcd, pool: str) -> dict:
-    r = d.ctl("member", "list", pool, "-o", "json")
-    assert r.returncode == 0, r.stderr
-    return {m["key"]: m for m in json.loads(r.stdout)}
 
 
 def active(d: Adcd, pool: str, key: str) -> int:
     return members(d, pool)[key]["stats"]["conn_active"]
 
 
-def wait_for(pred, limit: float, what: str):
-    t0 = time.monotonic()
-    while not pred():
-        if time.monotonic() - t0 > limit:
-            raise AssertionError(f"{what}: not within {limit}s")
-        time.sleep(0.05)
 
 
 def l4_config(ip: str) -> str:

@@ -1,26 +1,14 @@
 """Passive health end to end: a member that fails real traffic is ejected, then returns, on a real adcd."""
 from __future__ import annotations
 
-import json
 import time
 
-from harness import Adcd, Backends, fresh_ip, http_get
+from harness import Adcd, Backends, fresh_ip, http_get, members, wait_for
 from test_health_slow_start import CountingHttp
 
 
-def members(d: Adcd, pool: str) -> dict:
-    r = d.ctl("member", "list", pool, "-o", "json")
-    assert r.returncode == 0, r.stderr
-    return {m["key"]: m for m in json.loads(r.stdout)}
 
 
-def wait_for(pred, limit: float, what: str, d: Adcd):
-    t0 = time.monotonic()
-    while not pred():
-        if time.monotonic() - t0 > limit:
-            raise AssertionError(f"{what}: not within {limit}s\n{d.log()[-3000:]}")
-        time.sleep(0.05)
-    return time.monotonic() - t0
 
 
 def test_member_refusing_connections_is_ejected_without_a_monitor_and_returns(tmp_path):

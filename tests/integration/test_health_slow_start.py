@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from harness import Adcd, fresh_ip, http_get
-from test_health_operator import members, serve, stop, wait_for
+from harness import Adcd, fresh_ip, http_get, members, wait_for
+from test_health_operator import serve, stop
 
 SLOW_START = 4.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 import time
 
-from harness import Adcd, Backends, fresh_ip
+from harness import Adcd, Backends, echo, fresh_ip
 
 CONFIG = """\
 pools:
@@ -24,15 +24,6 @@ vips:
 """
 
 
-def echo(s: socket.socket, data: bytes) -> bytes:
-    s.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        d = s.recv(len(data) - len(got))
-        if not d:
-            break
-        got += d
-    return got
 
 
 def waits(s: socket.socket, seconds: float = 0.3) -> bool:
