@@ -1003,14 +1003,11 @@ class ClientConn:
         if status >= 500:
             # per member, for passive health (adc.health.outlier), whether or not it is retried
             _add(self.ctr, self.mslot, RESP_5XX, 1)
-            if status in self.vs.retry_statuses and self._retry_status(resp):
+            # an idempotent request without a body answered 502/503/504 (as configured)
+            if status in self.vs.retry_statuses and self._retry_elsewhere():
                 return False
         self._start_response(resp)
         return True
-
-    def _retry_status(self, resp) -> bool:
-        """An idempotent request without a body answered 502/503/504 (as configured): try another member."""
-        return self._retry_elsewhere()
 
     def _retry_elsewhere(self) -> bool:
         """Send an idempotent request without a body that failed at this member to another one,
