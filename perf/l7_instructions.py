@@ -14,6 +14,14 @@ machine runs, so a change can be judged on a busy machine:
 `--mode newconn` opens a client connection per request. The script prints
 the wall time per request too (noisy; the instruction count is the figure).
 Subtract a run with --requests 0 to remove the start-up.
+
+`--tls` puts adc.tls._conn (TLS 1.3, ECDSA P-256, as the tls-keepalive
+benchmark) between the client and ClientConn; the client is Python's ssl over
+memory BIOs. To count the proxy's side only, collect inside its two entry
+points:
+
+    valgrind --tool=callgrind --toggle-collect='*TlsConn_*data_received*' \
+        --toggle-collect='*UpstreamConn_*data_received*' ... --tls
 """
 from __future__ import annotations
 
@@ -66,6 +74,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--mode", choices=("keepalive", "newconn"), default="keepalive")
+    ap.add_argument("--tls", action="store_true", help="terminate TLS in adc.tls._conn (keep-alive only)")
     args = ap.parse_args()
 
     loop = uvloop.new_event_loop()
@@ -84,6 +93,8 @@ def main() -> int:
     up.connection_made(Transport(("127.0.0.1", 9000)))
     lst.upstreams.put(up)
 
+    if args.tls:
+        return tls_main(args, lst, up, counters)
     conn = None
     t0 = time.perf_counter()
     for i in range(args.requests):
@@ -100,6 +111,59 @@ def main() -> int:
         assert up.transport.sent and counters.get(1, 4) == args.requests, "requests did not complete"
         print(f"{args.requests} {args.mode} requests: {dt / args.requests * 1e6:.2f} us each "
               f"(compiled proxy: {proxy.__file__.endswith('.so')})")
+    return 0
+
+
+def tls_main(args, lst, up, counters) -> int:
+    import ssl
+    import tempfile
+
+    from adc.config.plan import TlsPlan
+    from adc.tls.labca import LabCA
+    from adc.tls.server import ServerTls
+
+    d = tempfile.mkdtemp(prefix="adc-l7-instructions-")
+    cert, key = LabCA().issue(d, "web", dns=["bench.test"])
+    lst.tls = ServerTls(TlsPlan(certificates=[("web", cert, key, None)]), "web", lst.ctx.loop)
+    srv = lst.tls.c_server(lambda: proxy.ClientConn(lst), 60.0)
+    assert srv is not None, "adc.tls._conn is not available"
+    raw = Transport()
+    raw.sent = collections.deque()
+    raw.write = raw.sent.append
+    tc = srv()
+    tc.connection_made(raw)
+
+    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cctx.check_hostname = False
+    cctx.verify_mode = ssl.CERT_NONE
+    into, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    cli = cctx.wrap_bio(into, out, server_hostname="bench.test")
+
+    def to_client():
+        while raw.sent:
+            into.write(raw.sent.popleft())
+
+    while True:
+        try:
+            cli.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            tc.data_received(out.read())
+            to_client()
+    tc.data_received(out.read())       # the client's Finished
+    to_client()
+    t0 = time.perf_counter()
+    for i in range(args.requests):
+        cli.write(REQUEST)
+        tc.data_received(out.read())
+        up.data_received(RESPONSE)
+        to_client()
+        got = cli.read(65536)
+        assert got.endswith(b"x" * 128), got
+    dt = time.perf_counter() - t0
+    if args.requests:
+        assert counters.get(1, 4) == args.requests, "requests did not complete"
+        print(f"{args.requests} TLS keep-alive requests: {dt / args.requests * 1e6:.2f} us each (client too)")
     return 0
 
 

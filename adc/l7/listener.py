@@ -68,6 +68,7 @@ class HttpListener(Listener):
         self.draining = False
         self.last_error = None
         self.tls = None
+        self.tls_server = None      # adc.tls._conn.TlsServer when TLS is terminated in C
         if vip.protocol == "https" and vip.tls is not None:
             from adc.tls.server import ServerTls      # built here: bad certificates fail the prepare
             self.tls = ServerTls(vip.tls, vip.name, ctx.loop)
@@ -82,6 +83,7 @@ class HttpListener(Listener):
             # TLS in C (adc.tls._conn) around ClientConn; None: uvloop's ssl, the fallback
             c = tls.c_server(factory, self.state.header_timeout or 60.0)
             if c is not None:
+                self.tls_server = c
                 self.server = await self.ctx.loop.create_server(c, sock=dup, backlog=4096)
                 return
         self.server = await self.ctx.loop.create_server(

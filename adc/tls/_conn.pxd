@@ -7,8 +7,13 @@ cdef class TlsServer:
     cdef readonly long long handshakes, handshake_failures, resumed
     cdef SSL_CTX *dispatch
     cdef object certs, ptrs
+    # seconds a connection may idle before its record buffers go (tests shorten it)
+    cdef public double release_after
+    cdef set held
+    cdef object sweeper
 
     cdef SSL_CTX *ptr_for(self, ctx) except NULL
+    cdef _hold(self, TlsConn c)
 
 
 cdef class TlsConn:
@@ -24,6 +29,8 @@ cdef class TlsConn:
     cdef object app_received, raw_write
     cdef readonly bint handshaken, closing, app_paused, eof, connected
     cdef bint read_scheduled
+    # busy: read or written since the last sweep; held: in the server's set of buffer holders
+    cdef bint busy, held
 
     cdef int _switch(self, const char *name) except -1
     cdef _handshake(self)

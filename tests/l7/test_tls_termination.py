@@ -381,3 +381,28 @@ def test_over_max_connections_a_client_gets_503_after_its_handshake(engine, cert
                     data += d
                 assert data.startswith(b"HTTP/1.1 503")
     assert all(r[1] != "/two" for r in a.requests)
+
+
+def test_an_idle_connection_gives_back_its_record_buffers_and_keeps_working(certs, monkeypatch):
+    # the C path keeps OpenSSL's record buffers while a connection is busy (no malloc/free per record)
+    # and frees them once it has idled a sweep period: idle keep-alive connections stay small
+    monkeypatch.setenv("ADC_TLS_ENGINE", "c")
+    with Backend("a") as a, Proxy(https_vip(certs), [pool("p", [a.port])]) as p:
+        srv = p.listener.tls_server
+        assert srv is not None, "TLS is not terminated in C"
+        srv.release_after = 0.2
+        with connect(p.port, certs[2]) as s:
+            s.sendall(get("/busy"))
+            assert b'"path": "/busy"' in read_response(s)[1]
+            assert srv.buffers_held == 1
+            deadline = time.monotonic() + 5
+            while srv.buffers_held and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert srv.buffers_held == 0, "the idle connection still holds its buffers"
+            s.sendall(get("/after"))
+            assert b'"path": "/after"' in read_response(s)[1]
+            assert srv.buffers_held == 1
+        deadline = time.monotonic() + 5
+        while srv.buffers_held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.buffers_held == 0, "a closed connection is still counted"

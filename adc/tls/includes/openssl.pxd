@@ -10,6 +10,8 @@ cdef extern from "<openssl/crypto.h>" nogil:
 cdef extern from "<openssl/err.h>" nogil:
     # the calling thread's error queue: Python's ssl shares it, so we leave it empty
     void ERR_clear_error()
+    # 0: the queue is empty (a look costs a tenth of a clear, which wipes all 16 slots)
+    unsigned long ERR_peek_error()
     unsigned long ERR_get_error()
     void ERR_error_string_n(unsigned long e, char *buf, size_t len)
 
@@ -25,6 +27,10 @@ cdef extern from "<openssl/bio.h>" nogil:
     # bytes read; -1 with retry when empty (a memory BIO's default)
     int BIO_read(BIO *b, void *data, int dlen)
     size_t BIO_ctrl_pending(BIO *b)
+    # running totals of the bytes through a BIO; for a memory BIO written - read is what it holds,
+    # without BIO_ctrl's dispatch
+    uint64_t BIO_number_read(BIO *b)
+    uint64_t BIO_number_written(BIO *b)
 
 cdef extern from "<openssl/x509.h>" nogil:
     ctypedef struct X509
@@ -62,6 +68,8 @@ cdef extern from "<openssl/ssl.h>" nogil:
     int SSL_set_app_data(SSL *s, void *arg)
     void *SSL_get_app_data(const SSL *s)
     long SSL_clear_mode(SSL *s, long mode)
+    # 1: the record buffers are freed; 0: in use (a partial record is in them), nothing freed
+    int SSL_free_buffers(SSL *s)
     # 1 done; <= 0: SSL_get_error (WANT_READ: feed more bytes)
     int SSL_do_handshake(SSL *s)
     int SSL_is_init_finished(const SSL *s)
