@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import itertools
 import logging
 import random
 import socket
@@ -170,6 +171,8 @@ class PoolRuntime:
         self._slow_start = plan.slow_start if plan.algorithm not in NO_SLOW_START else 0.0
         self._ramping = False
         self._ramp_end = 0.0
+        self._rr_members = None
+        self.rr = None
         self._active = previous is None
         if self._active:
             self.activate()
@@ -203,20 +206,26 @@ class PoolRuntime:
         # The common L7 case picked without the scheduler: round robin over the members that
         # may take flows when none has a connection limit. What makes a member eligible
         # (admin, health, weight) changes only through set_state and activate, which rebuild.
-        self._rr = None
+        self._rr_members = None
         if self.plan.algorithm == "round_robin" and all(m.max_connections is None for m in prim):
             elig = [m for m in prim if m.admin == "enabled" and m.health == "up" and m.weight > 0]
             if elig:
-                self._rr = elig
-                self._rr_next = 0
+                self._rr_members = elig
         starts = [m.ramp_start for m in self.members if m.ramp_start]
         if not self._slow_start or not starts:
             for m in self.members:
                 m.ramp_start = 0.0
             self._ramping = False
-            return
-        self._ramping = True
-        self._ramp_end = max(starts) + self._slow_start
+        else:
+            self._ramping = True
+            self._ramp_end = max(starts) + self._slow_start
+        self._set_rr()
+
+    def _set_rr(self) -> None:
+        # `rr`: the next member of that round robin, a C call (itertools.cycle) the compiled L7
+        # proxy makes without entering pick(); None whenever pick must decide (slow start too)
+        elig = self._rr_members
+        self.rr = itertools.cycle(elig).__next__ if elig and not self._ramping else None
 
     def set_state(self, key: str, admin: Optional[str] = None, health: Optional[str] = None,
                   weight: Optional[int] = None) -> bool:
@@ -239,13 +248,9 @@ class PoolRuntime:
 
     def pick(self, key: Optional[bytes] = None, exclude: Iterable[MemberRuntime] = ()) -> Optional[MemberRuntime]:
         """The member for a new flow, or None when no member may take one (the caller answers 503 / refuses)."""
-        rr = self._rr
-        if rr is not None and not exclude and not self._ramping:
-            i = self._rr_next
-            if i >= len(rr):
-                i = 0
-            self._rr_next = i + 1
-            return rr[i]
+        rr = self.rr
+        if rr is not None and not exclude:
+            return rr()
         ex = tuple(exclude)
         sched = self._primary
         m = sched.pick(key, ex)
@@ -267,6 +272,7 @@ class PoolRuntime:
             for x in self.members:
                 x.ramp_start = 0.0
             self._ramping = False
+            self._set_rr()
             return m
         first = m
         while m is not None and m.ramp_start:

@@ -796,6 +796,9 @@ class ClientConn:
                 except ValueError:
                     self.flow_key = self.client_ip
             return pool.pick(self.flow_key, ex)
+        rr = pool.rr        # plain round robin: one C call, not pick()'s frame
+        if rr is not None and not ex:
+            return rr()
         return pool.pick(None, ex)
 
     def _dispatch(self, last_failure, m=None):
