@@ -11,6 +11,7 @@ scan_fields(head, pos, special) -> (fields, specials)
     value, a bare CR or LF.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject
 from libc.stdlib cimport realloc
 from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy
@@ -99,6 +100,8 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
     cdef bytes name, lname, value
     cdef char *w
     cdef unsigned long long lmask = _len_mask(special)
+    # the two sets of the parsers: names recognised in C, no bytes made for the name nor hashed
+    cdef int known = 1 if special is REQ_SPECIAL else (2 if special is HOP else 0)
     while pos < end:
         lines += 1
         ns = pos
@@ -136,6 +139,18 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
             else:
                 fields.append((PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns),
                                PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
+            continue
+        if known:
+            i = _special_index(p + ns, ne - ns, known == 2)
+            if i < 0:
+                if kept != NULL:
+                    k = _put_line(kept, k, p, ns, ne, vs, ve)
+                else:
+                    fields.append((PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns),
+                                   PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
+            else:
+                specials.append((<object> _SPECIAL_OBJ[i],
+                                 PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
             continue
         name = PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns)
         value = PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)
@@ -299,6 +314,47 @@ cdef object ClientProtocolError = _h.ClientProtocolError
 cdef object BackendProtocolError = _h.BackendProtocolError
 cdef object REQ_SPECIAL = _h._REQ_SPECIAL
 cdef object HOP = _h.HOP
+
+# REQ_SPECIAL (HOP is a part of it) as C data for _special_index, made from the sets themselves
+cdef tuple _SPECIAL = tuple(sorted(REQ_SPECIAL))
+cdef enum:
+    MAX_SPECIAL = 32
+cdef int _NSPECIAL = len(_SPECIAL)
+cdef PyObject *_SPECIAL_OBJ[MAX_SPECIAL]
+cdef const unsigned char *_SPECIAL_NAME[MAX_SPECIAL]
+cdef Py_ssize_t _SPECIAL_LEN[MAX_SPECIAL]
+cdef bint _SPECIAL_HOP[MAX_SPECIAL]
+
+
+def _init_special():
+    if _NSPECIAL > MAX_SPECIAL or not HOP <= REQ_SPECIAL:
+        raise ImportError("adc.l7._scan: http1's special field sets do not fit its tables")
+    cdef int i
+    for i in range(_NSPECIAL):
+        b = _SPECIAL[i]
+        _SPECIAL_OBJ[i] = <PyObject *> b        # the tuple keeps it
+        _SPECIAL_NAME[i] = <const unsigned char *> PyBytes_AS_STRING(b)
+        _SPECIAL_LEN[i] = PyBytes_GET_SIZE(b)
+        _SPECIAL_HOP[i] = b in HOP
+
+_init_special()
+
+
+cdef int _special_index(const unsigned char *p, Py_ssize_t n, bint hop_only) noexcept:
+    """The index in _SPECIAL of the field name p[:n] (any case), or -1 when it is not special."""
+    cdef int i
+    cdef Py_ssize_t j
+    cdef const unsigned char *q
+    for i in range(_NSPECIAL):
+        if _SPECIAL_LEN[i] != n or (hop_only and not _SPECIAL_HOP[i]):
+            continue
+        q = _SPECIAL_NAME[i]
+        j = 0
+        while j < n and LOWER[p[j]] == q[j]:
+            j += 1
+        if j == n:
+            return i
+    return -1
 cdef object ABSOLUTE = _h.ABSOLUTE
 
 
