@@ -37,3 +37,4 @@ cdef class TlsConn:
     cdef _read(self)
     cdef _flush(self)
     cdef _fail(self, str what)
+    cdef _shrink_bios(self)

@@ -383,22 +383,27 @@ def test_over_max_connections_a_client_gets_503_after_its_handshake(engine, cert
     assert all(r[1] != "/two" for r in a.requests)
 
 
-def test_an_idle_connection_gives_back_its_record_buffers_and_keeps_working(certs, monkeypatch):
+def test_an_idle_connection_gives_back_its_buffers_and_keeps_working(certs, monkeypatch):
     # the C path keeps OpenSSL's record buffers while a connection is busy (no malloc/free per record)
-    # and frees them once it has idled a sweep period: idle keep-alive connections stay small
+    # and frees them once it has idled a sweep period, with its memory BIOs if a large body grew
+    # them: idle keep-alive connections stay small
     monkeypatch.setenv("ADC_TLS_ENGINE", "c")
     with Backend("a") as a, Proxy(https_vip(certs), [pool("p", [a.port])]) as p:
         srv = p.listener.tls_server
         assert srv is not None, "TLS is not terminated in C"
         srv.release_after = 0.2
         with connect(p.port, certs[2]) as s:
-            s.sendall(get("/busy"))
-            assert b'"path": "/busy"' in read_response(s)[1]
+            # 4 MB through it: its memory BIOs grow to the largest read and write
+            s.sendall(get("/bytes/4000000"))
+            assert len(read_response(s)[1]) == 4_000_000
             assert srv.buffers_held == 1
+            conn = next(iter(p.listener.conns_set)).transport
+            assert conn.bio_capacity > 64 * 1024
             deadline = time.monotonic() + 5
             while srv.buffers_held and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert srv.buffers_held == 0, "the idle connection still holds its buffers"
+            assert conn.bio_capacity <= 16384, "the idle connection keeps its grown BIO buffers"
             s.sendall(get("/after"))
             assert b'"path": "/after"' in read_response(s)[1]
             assert srv.buffers_held == 1

@@ -15,8 +15,15 @@ cdef extern from "<openssl/err.h>" nogil:
     unsigned long ERR_get_error()
     void ERR_error_string_n(unsigned long e, char *buf, size_t len)
 
+cdef extern from "<openssl/buffer.h>" nogil:
+    ctypedef struct BUF_MEM:
+        size_t length       # bytes held
+        size_t max          # bytes allocated: a memory BIO's buffer grows to its largest fill, never shrinks
+
 cdef extern from "<openssl/bio.h>" nogil:
     ctypedef struct BIO
+    # a memory BIO's buffer (macro over BIO_ctrl)
+    long BIO_get_mem_ptr(BIO *b, BUF_MEM **pp)
     ctypedef struct BIO_METHOD
     const BIO_METHOD *BIO_s_mem()
     # NULL: out of memory
