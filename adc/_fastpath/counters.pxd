@@ -11,7 +11,12 @@ cpdef enum Field:
     REFUSED = 6
     TIMEOUTS = 7
     RESP_5XX = 8      # L7: responses with a 5xx status received from a member (its slot)
-    NFIELDS = 9
+    # https VIPs (adc.tls._conn, the VIP's slot): handshakes completed, of them resumed, and failed
+    # (the client's fault: a protocol error or alert, or no complete handshake within the header timeout)
+    TLS_HANDSHAKES = 9
+    TLS_RESUMED = 10
+    TLS_FAILURES = 11
+    NFIELDS = 12
 
 cdef class CounterRegion:
     cdef uint64_t *base

@@ -78,4 +78,5 @@ cdef class CounterRegion:
 
 # API names of the fields, in slot order
 FIELD_NAMES = ("conn_total", "conn_active", "bytes_in", "bytes_out",
-               "requests", "errors", "refused", "timeouts", "resp_5xx")
+               "requests", "errors", "refused", "timeouts", "resp_5xx",
+               "tls_handshakes", "tls_resumed", "tls_handshake_failures")

@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
-# counter field -> (metric suffix, help, gauge?)
+# counter field -> (metric suffix, help, gauge?); _VIP_ONLY fields have no member series
 _FIELDS = {
     "conn_total": ("connections", "connections (TCP) or flows (UDP) accepted", False),
     "conn_active": ("connections_active", "connections or flows open now", True),
@@ -23,7 +23,13 @@ _FIELDS = {
     "refused": ("refused", "connections or flows refused at a limit", False),
     "timeouts": ("timeouts", "connections closed by a timeout", False),
     "resp_5xx": ("responses_5xx", "HTTP responses with a 5xx status from members", False),
+    "tls_handshakes": ("tls_handshakes", "TLS handshakes completed (https)", False),
+    "tls_resumed": ("tls_resumed", "TLS handshakes that resumed a session (https)", False),
+    "tls_handshake_failures": ("tls_handshake_failures",
+                               "TLS handshakes failed by the client: an alert or protocol error, "
+                               "or not done within the header timeout (https)", False),
 }
+_VIP_ONLY = frozenset(("tls_handshakes", "tls_resumed", "tls_handshake_failures"))
 
 
 class _Collector:
@@ -36,6 +42,8 @@ class _Collector:
         for scope, labels in (("vip", ("vip",)), ("member", ("pool", "member"))):
             rows = stats["vips"] if scope == "vip" else stats["members"]
             for field, (suffix, helptext, gauge) in _FIELDS.items():
+                if scope == "member" and field in _VIP_ONLY:
+                    continue
                 name = f"adc_{scope}_{suffix}"
                 fam = (GaugeMetricFamily(name, f"{scope}: {helptext}", labels=labels) if gauge
                        else CounterMetricFamily(name, f"{scope}: {helptext}", labels=labels))

@@ -84,6 +84,8 @@ class HttpListener(Listener):
             c = tls.c_server(factory, self.state.header_timeout or 60.0)
             if c is not None:
                 self.tls_server = c
+                c.counters = self.ctx.counters
+                c.slot = self.state.slot
                 self.server = await self.ctx.loop.create_server(c, sock=dup, backlog=4096)
                 return
         self.server = await self.ctx.loop.create_server(
@@ -93,6 +95,8 @@ class HttpListener(Listener):
     def update(self, vip: VipPlan) -> None:
         self.vip = vip
         self.state = VipState(vip)
+        if self.tls_server is not None:
+            self.tls_server.slot = self.state.slot
         if self.tls is not None and vip.tls is not None:
             self.tls.apply(vip.tls)      # new handshakes get the new certificates; open ones keep theirs
         self.upstreams.max_idle = self.state.http.max_idle_per_member

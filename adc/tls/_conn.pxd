@@ -1,3 +1,4 @@
+from adc._fastpath.counters cimport CounterRegion
 from adc.tls.includes.openssl cimport SSL, SSL_CTX, BIO
 
 
@@ -5,6 +6,9 @@ cdef class TlsServer:
     cdef readonly object tls, app_factory, loop, dispatch_py
     cdef readonly double handshake_timeout
     cdef readonly long long handshakes, handshake_failures, resumed
+    # the worker's counters and the VIP's slot (adc.control.metrics: adc_vip_tls_*); None: not counted
+    cdef public CounterRegion counters
+    cdef public Py_ssize_t slot
     cdef SSL_CTX *dispatch
     cdef object certs, ptrs
     # seconds a connection may idle before its record buffers go (tests shorten it)
@@ -14,6 +18,7 @@ cdef class TlsServer:
 
     cdef SSL_CTX *ptr_for(self, ctx) except NULL
     cdef _hold(self, TlsConn c)
+    cdef void count(self, int field) noexcept
 
 
 cdef class TlsConn:

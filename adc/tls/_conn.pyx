@@ -22,6 +22,7 @@ from libc.stdint cimport uint64_t
 import logging
 import ssl
 
+from adc._fastpath.counters cimport TLS_FAILURES, TLS_HANDSHAKES, TLS_RESUMED
 from adc.tls.includes.openssl cimport *
 
 logger = logging.getLogger("adc.tls")
@@ -143,6 +144,8 @@ cdef class TlsServer:
         self.certs = None
         self.ptrs = {}
         self.release_after = release_after
+        self.counters = None
+        self.slot = -1
         self.held = set()
         self.sweeper = None
 
@@ -151,6 +154,10 @@ cdef class TlsServer:
         c.server = self
         c.app = self.app_factory()
         return c
+
+    cdef void count(self, int field) noexcept:
+        if self.counters is not None:
+            self.counters.add(self.slot, field, 1)
 
     @property
     def buffers_held(self):
@@ -338,6 +345,8 @@ cdef class TlsConn:
         self.hs_timer = None
         if not self.handshaken and not self.closing and self.raw is not None:
             logger.debug("vip %s: TLS handshake timed out", self.server.tls.vip)
+            self.server.handshake_failures += 1
+            self.server.count(TLS_FAILURES)
             self.closing = True
             self.raw.abort()
 
@@ -357,8 +366,10 @@ cdef class TlsConn:
         if r == 1:
             self.handshaken = True
             self.server.handshakes += 1
+            self.server.count(TLS_HANDSHAKES)
             if SSL_session_reused(self.ssl):
                 self.server.resumed += 1
+                self.server.count(TLS_RESUMED)
             if self.hs_timer is not None:
                 self.hs_timer.cancel()
                 self.hs_timer = None
@@ -373,6 +384,7 @@ cdef class TlsConn:
             self._flush()
             return
         self.server.handshake_failures += 1
+        self.server.count(TLS_FAILURES)
         self._fail("TLS handshake failed")
 
     cdef _fail(self, str what):

@@ -172,6 +172,46 @@ def test_days_left_of_each_certificate_in_metrics(site):
     assert 'adc_certificate_not_after_seconds{certificate="site-a"}' in text
 
 
+def test_handshakes_resumptions_and_client_failures_in_metrics(site):
+    ip, d, *_ = site
+    from harness import unix_request
+
+    def vip_metrics() -> dict:
+        status, _, body = unix_request(d.socket, "GET", "/metrics")
+        assert status == 200
+        text = body.decode()
+        assert "adc_member_tls_" not in text        # handshakes are the VIP's, not its members'
+        return {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines()
+                if ln.startswith("adc_vip_tls_") and 'vip="web-tls"' in ln}
+
+    before = vip_metrics()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((ip, 8443), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="a.example.org") as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a.example.org\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")     # TLS 1.3 tickets came before it
+        session = s.session
+    with socket.create_connection((ip, 8443), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="a.example.org", session=session) as s:
+        assert s.session_reused
+    # a client speaking plain HTTP to the https port: its handshake fails and it is closed (no
+    # alert: OpenSSL answers none to bytes that are not a TLS record)
+    with socket.create_connection((ip, 8443), timeout=5) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: a.example.org\r\n\r\n")
+        assert raw.recv(100) == b""
+    after = vip_metrics()
+
+    def grew(name):
+        key = f'adc_vip_{name}_total{{vip="web-tls"}}'
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew("tls_handshakes") == 2
+    assert grew("tls_resumed") == 1
+    assert grew("tls_handshake_failures") == 1
+
+
 def test_import_refuses_a_name_that_would_leave_the_state_dir(site):
     ip, d, ca, tmp = site
     c, k = ca.issue(str(tmp), "esc", dns=["a.example.org"])

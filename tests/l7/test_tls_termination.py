@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from adc.fields import TLS_FAILURES, TLS_HANDSHAKES
 from adc.config.plan import HttpPlan, TlsPlan, VipPlan
 from adc.tls.labca import LabCA
 from l7harness import Backend, Proxy, pool
@@ -208,6 +209,10 @@ def test_silent_client_is_closed_at_the_handshake_timeout(engine, certs):
             except ConnectionResetError:
                 pass
             assert 0.8 < time.monotonic() - t0 < 3.5
+        if engine == "c":
+            # counted for the VIP as a handshake the client failed (adc_vip_tls_handshake_failures)
+            assert p.counters.get(1, TLS_FAILURES) == 1
+            assert p.counters.get(1, TLS_HANDSHAKES) == 0
 
 
 def test_header_timeout_applies_after_the_handshake(engine, certs):
