@@ -279,6 +279,10 @@ class PoolRuntime:
             frac = ramp_fraction(now - m.ramp_start, self._slow_start)
             if frac >= 1.0:
                 m.ramp_start = 0.0
+                if not any(x.ramp_start for x in self.members):
+                    # the last ramp ended here, not at _ramp_end: pick() would never call us again
+                    self._ramping = False
+                    self._set_rr()
                 return m
             if self._rng() < frac:
                 return m

@@ -75,6 +75,21 @@ def test_a_member_that_comes_back_up_ramps_to_its_full_share(case):
     assert not rt._ramping                         # over: pick is back to one attribute check
 
 
+def test_a_ramp_that_reaches_its_full_share_before_its_end_gives_back_the_fast_round_robin():
+    clock = Clock()
+    rt = pool(plan(), clock)
+    assert rt.rr is not None                       # plain round robin: one C call per pick
+    rt.set_state(B, health="down")
+    clock.t += 1
+    rt.set_state(B, health="up")
+    assert rt.rr is None                           # ramping: pick() decides
+    clock.t += 9.95                                # the last tenth of the ramp: B's fraction is 1.0
+    picks = Counter(rt.pick().key for _ in range(10))
+    assert picks[B] == 5
+    assert rt.rr is not None and not rt._ramping
+    assert Counter(rt.pick().key for _ in range(1000))[B] == 500
+
+
 def test_weights_still_count_during_the_ramp():
     clock = Clock()
     rt = pool(plan("weighted_round_robin", weights={A: 1, B: 3}), clock)
