@@ -13,6 +13,8 @@ cdef class TlsServer:
     cdef object certs, ptrs
     # seconds a connection may idle before its record buffers go (tests shorten it)
     cdef public double release_after
+    # connections that may keep their record buffers at once; more get OpenSSL's per-record release
+    cdef public Py_ssize_t max_held
     cdef set held
     cdef object sweeper
 
@@ -34,8 +36,9 @@ cdef class TlsConn:
     cdef object app_received, raw_write
     cdef readonly bint handshaken, closing, app_paused, eof, connected
     cdef bint read_scheduled
-    # busy: read or written since the last sweep; held: in the server's set of buffer holders
-    cdef bint busy, held
+    # busy: read or written since the last sweep; held: in the server's set of buffer holders;
+    # capped: on OpenSSL's per-record release because max_held connections hold theirs
+    cdef bint busy, held, capped, sni_error
 
     cdef int _switch(self, const char *name) except -1
     cdef _handshake(self)

@@ -22,7 +22,7 @@ from libc.stdint cimport uint64_t
 import logging
 import ssl
 
-from adc._fastpath.counters cimport TLS_FAILURES, TLS_HANDSHAKES, TLS_RESUMED
+from adc._fastpath.counters cimport ERRORS, TLS_FAILURES, TLS_HANDSHAKES, TLS_RESUMED
 from adc.tls.includes.openssl cimport *
 
 logger = logging.getLogger("adc.tls")
@@ -33,6 +33,22 @@ AVAILABLE = LINKED_VERSION == ssl.OPENSSL_VERSION
 
 cdef enum:
     PLAIN_SIZE = 65536
+
+
+cdef bint _free_buffers_safe():
+    """Whether SSL_free_buffers refuses buffers in use (CVE-2024-4741 fixed): 3.0.14, 3.1.6, 3.2.2,
+    3.3.1 and later releases of each series, any 3.4+."""
+    cdef unsigned long v = OpenSSL_version_num()
+    cdef unsigned long major = v >> 28, minor = (v >> 20) & 0xff, patch = (v >> 4) & 0xff
+    if major != 3:
+        return major > 3
+    if minor >= 4:
+        return True
+    return patch >= (14, 6, 2, 1)[minor]
+
+
+# without a safe SSL_free_buffers, OpenSSL's own per-record release (Python's default) stays on
+KEEP_BUFFERS = _free_buffers_safe()
 
 # the one plaintext read buffer of the process: its bytes are copied out before any callback runs
 cdef char _plain[PLAIN_SIZE]
@@ -117,6 +133,7 @@ cdef int _on_servername(SSL *s, int *al, void *arg) noexcept with gil:
         (<TlsConn>me)._switch(SSL_get_servername(s, TLSEXT_NAMETYPE_host_name))
         return SSL_TLSEXT_ERR_OK
     except BaseException:      # noqa: BLE001 - nothing may raise into OpenSSL
+        (<TlsConn>me).sni_error = True
         logger.exception("vip %s: SNI: no context", getattr((<TlsConn>me).server.tls, "vip", "?"))
         al[0] = SSL_AD_INTERNAL_ERROR
         return SSL_TLSEXT_ERR_ALERT_FATAL
@@ -144,6 +161,7 @@ cdef class TlsServer:
         self.certs = None
         self.ptrs = {}
         self.release_after = release_after
+        self.max_held = 4096
         self.counters = None
         self.slot = -1
         self.held = set()
@@ -165,6 +183,16 @@ cdef class TlsServer:
         return len(self.held)
 
     cdef _hold(self, TlsConn c):
+        if len(self.held) >= self.max_held:
+            # as many busy connections as we keep buffers for (~34 KiB each): this one gets
+            # OpenSSL's per-record release until the sweep makes room
+            if not c.capped:
+                c.capped = True
+                SSL_set_mode(c.ssl, SSL_MODE_RELEASE_BUFFERS)
+            return
+        if c.capped:
+            c.capped = False
+            SSL_clear_mode(c.ssl, SSL_MODE_RELEASE_BUFFERS)
         c.held = True
         self.held.add(c)
         if self.sweeper is None:
@@ -183,6 +211,8 @@ cdef class TlsServer:
         for c in list(self.held):
             if c.busy:
                 c.busy = False
+            elif c.ssl != NULL and (c.app_paused or SSL_has_pending(c.ssl)):
+                pass        # decrypted bytes wait for the app: the buffer is in use
             elif c.ssl == NULL or SSL_free_buffers(c.ssl):
                 c._shrink_bios()
                 c.held = False
@@ -245,7 +275,8 @@ cdef class TlsConn:
         SSL_set_bio(s, self.rbio, self.wbio)
         SSL_set_accept_state(s)
         # the buffers stay while the connection is busy; TlsServer._sweep frees them when it idles
-        SSL_clear_mode(s, SSL_MODE_RELEASE_BUFFERS)
+        if KEEP_BUFFERS:
+            SSL_clear_mode(s, SSL_MODE_RELEASE_BUFFERS)
         # borrowed: this object owns s and frees it before it goes
         SSL_set_app_data(s, <void *>self)
         self.ssl = s
@@ -257,7 +288,7 @@ cdef class TlsConn:
         if self.ssl == NULL or self.closing:
             return
         self.busy = True
-        if not self.held:
+        if not self.held and KEEP_BUFFERS:
             self.server._hold(self)
         cdef Py_buffer view
         if type(data) is bytes:
@@ -383,8 +414,12 @@ cdef class TlsConn:
             _clear_errors()
             self._flush()
             return
-        self.server.handshake_failures += 1
-        self.server.count(TLS_FAILURES)
+        if self.sni_error:
+            # ours, not the client's (logged above): an error of the VIP
+            self.server.count(ERRORS)
+        else:
+            self.server.handshake_failures += 1
+            self.server.count(TLS_FAILURES)
         self._fail("TLS handshake failed")
 
     cdef _fail(self, str what):
@@ -477,7 +512,7 @@ cdef class TlsConn:
             self._fail("TLS write failed")
             return
         self.busy = True
-        if not self.held:
+        if not self.held and KEEP_BUFFERS:
             self.server._hold(self)
         self._flush()
 

@@ -196,6 +196,9 @@ def test_handshakes_resumptions_and_client_failures_in_metrics(site):
     with socket.create_connection((ip, 8443), timeout=5) as raw, \
             ctx.wrap_socket(raw, server_hostname="a.example.org", session=session) as s:
         assert s.session_reused
+        # an answer: the worker has finished (and counted) the handshake before /metrics is read
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a.example.org\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
     # a client speaking plain HTTP to the https port: its handshake fails and it is closed (no
     # alert: OpenSSL answers none to bytes that are not a TLS record)
     with socket.create_connection((ip, 8443), timeout=5) as raw:

@@ -416,3 +416,18 @@ def test_an_idle_connection_gives_back_its_buffers_and_keeps_working(certs, monk
         while srv.buffers_held and time.monotonic() < deadline:
             time.sleep(0.05)
         assert srv.buffers_held == 0, "a closed connection is still counted"
+
+
+def test_over_max_held_a_busy_connection_releases_its_buffers_per_record(certs, monkeypatch):
+    # at most max_held connections keep their ~34 KiB of record buffers between records; the
+    # others are served as Python's contexts do by default (OpenSSL frees them after each record)
+    monkeypatch.setenv("ADC_TLS_ENGINE", "c")
+    with Backend("a") as a, Proxy(https_vip(certs), [pool("p", [a.port])]) as p:
+        srv = p.listener.tls_server
+        srv.max_held = 1
+        with connect(p.port, certs[2]) as one, connect(p.port, certs[2]) as two:
+            for i in range(3):
+                for s in (one, two):
+                    s.sendall(get(f"/r{i}"))
+                    assert f'"path": "/r{i}"'.encode() in read_response(s)[1]
+            assert srv.buffers_held == 1

@@ -6,6 +6,8 @@ cdef extern from "<openssl/crypto.h>" nogil:
         OPENSSL_VERSION
     # a static string, e.g. "OpenSSL 3.0.19 27 Jan 2026"; never NULL
     const char *OpenSSL_version(int t)
+    # 0xMNN00PP0L: major, minor, patch
+    unsigned long OpenSSL_version_num()
 
 cdef extern from "<openssl/err.h>" nogil:
     # the calling thread's error queue: Python's ssl shares it, so we leave it empty
@@ -75,8 +77,11 @@ cdef extern from "<openssl/ssl.h>" nogil:
     int SSL_set_app_data(SSL *s, void *arg)
     void *SSL_get_app_data(const SSL *s)
     long SSL_clear_mode(SSL *s, long mode)
-    # 1: the record buffers are freed; 0: in use (a partial record is in them), nothing freed
+    # 1: the record buffers are freed; 0: in use (a partial record, or decrypted bytes not read yet),
+    # nothing freed. Before 3.0.14 / 3.1.6 / 3.2.2 / 3.3.1 (CVE-2024-4741) it freed buffers in use:
+    # adc.tls._conn calls it only on fixed versions
     int SSL_free_buffers(SSL *s)
+    long SSL_set_mode(SSL *s, long mode)
     # 1 done; <= 0: SSL_get_error (WANT_READ: feed more bytes)
     int SSL_do_handshake(SSL *s)
     int SSL_is_init_finished(const SSL *s)
