@@ -110,6 +110,15 @@ def find_head_end(buf, start: int = 0) -> int:
     return -1 if i < 0 else i + 4
 
 
+_EMPTY_LINES = re.compile(rb"(?:\r\n)*")
+
+
+def skip_empty_lines(buf: bytes) -> bytes:
+    """buf without the empty lines before a request line (RFC 9112 2.2): whole CRLFs only, so a
+    stray CR is left for the parser to refuse, and a CRLF split across reads still pairs up."""
+    return buf[_EMPTY_LINES.match(buf).end():]
+
+
 def check_incomplete_head(buf, limits: Limits, start: int = 0) -> None:
     """Called while a request head is still arriving (`start`: where the new bytes begin):
     refuse early what can never become valid, without rescanning old bytes."""

@@ -611,7 +611,7 @@ class ClientConn:
                     return
                 if _kit.starts_empty_line(buf):
                     # RFC 9112 2.2: ignore empty lines before a request line
-                    buf = self.buf = buf.lstrip(b"\r\n")
+                    buf = self.buf = http1.skip_empty_lines(buf)
                     start = 0
                     if not buf:
                         return

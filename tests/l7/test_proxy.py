@@ -225,3 +225,21 @@ def test_client_sees_member_status_codes(two):
     with Proxy(vip(), [pool("p", [a.port])]) as p:
         for code in (201, 204, 404, 500):
             assert get(p.port, f"/status/{code}")[0].status == code
+
+
+def test_empty_lines_before_a_request_are_skipped_but_a_stray_cr_is_refused(two):
+    # RFC 9112 2.2: whole CRLFs before a request line are ignored, also when a CRLF is split across
+    # reads; a lone CR is not an empty line and gets a 400
+    import socket
+    import time
+    a, _ = two
+    with Proxy(vip(), [pool("p", [a.port])]) as p:
+        for pieces, status in (([b"\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n"], b"200"),
+                               ([b"\r\n\r", b"\nGET /split HTTP/1.1\r\nHost: x\r\n\r\n"], b"200"),
+                               ([b"\r\n\rGET /cr HTTP/1.1\r\nHost: x\r\n\r\n"], b"400")):
+            with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+                for piece in pieces:
+                    s.sendall(piece)
+                    time.sleep(0.05)
+                assert s.recv(65536).split(b" ", 2)[1] == status, pieces
+        assert [r[1] for r in a.requests] == ["/ok", "/split"]
