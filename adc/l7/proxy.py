@@ -869,24 +869,36 @@ class ClientConn:
                 log_failure(self.pool.name, m.key, e)
             if self.state != S_REQ or self.member is not m:
                 return
-            timed_out = isinstance(e, asyncio.TimeoutError)
-            _add(self.ctr, m.slot, TIMEOUTS if timed_out else ERRORS, 1)
-            self._release_member(error=False)
-            if self.tried is None:
-                self.tried = [m]
-            else:
-                self.tried.append(m)
-            if len(self.tried) > self.pool.plan.retries:
-                self._local(504 if timed_out else 502, term="sC" if timed_out else "SC")
-                return
-            self._dispatch("timeout" if timed_out else "refused")
+            self._connect_failed(m, isinstance(e, asyncio.TimeoutError))
             return
         self.connect_task = None
         if self.state != S_REQ or self.member is not m:
             up.close()
             return
+        if up.closed:
+            # The member accepted, then closed or reset the connection before this task resumed
+            # (create_connection's result reaches us loop iterations after the connection is
+            # made; a member killed in between): connection_lost found no client to tell, and
+            # nothing was sent. A failed connect, retried as one: attached, the request would
+            # wait for a response that cannot come (uvloop raises on the write; asyncio drops it).
+            self._connect_failed(m, False)
+            return
         self.t_connect = _kit.now()
         self._attach(up, False)
+
+    def _connect_failed(self, m, timed_out):
+        """A connection to m failed before the request was sent: another member, within the
+        pool's retries, else 502 (504 for a timeout)."""
+        _add(self.ctr, m.slot, TIMEOUTS if timed_out else ERRORS, 1)
+        self._release_member(error=False)
+        if self.tried is None:
+            self.tried = [m]
+        else:
+            self.tried.append(m)
+        if len(self.tried) > self.pool.plan.retries:
+            self._local(504 if timed_out else 502, term="sC" if timed_out else "SC")
+            return
+        self._dispatch("timeout" if timed_out else "refused")
 
     def _attach(self, up: UpstreamConn, reused: bool):
         self.up = up

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import struct
 import subprocess
+import threading
 
 import pytest
 
-from adc.config.plan import RoutePlan
+from adc.config.plan import HttpPlan, RoutePlan
 from l7harness import Backend, Proxy, free_port, pool, raw_exchange, vip
 
 
@@ -190,6 +193,51 @@ def test_every_member_refusing_is_502():
     with Proxy(vip(), [pool("p", [free_port(), free_port()])]) as p:
         r, _ = get(p.port)
         assert r.status == 502
+
+
+class AcceptsThenCloses:
+    """A member that accepts each connection and at once closes it, or resets it (SO_LINGER 0),
+    before reading a byte: a member killed just after the kernel completed the handshake."""
+
+    def __init__(self, reset: bool):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.reset = reset
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.reset:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_member_closing_right_after_accept_is_retried_elsewhere(reset):
+    """A member that closes however soon after the handshake (killed under load, as in
+    tests/integration/test_health_operator.py) costs the client nothing where the VIP retries
+    connect and 502: closed before the request went out, it is a failed connect; after, an empty
+    response. Never a request left waiting for a response that cannot come (the client's 5 s
+    timeout is well under the proxy's 60 s response timeout)."""
+    bad = AcceptsThenCloses(reset)
+    try:
+        with Backend("a") as a, Proxy(vip(http=HttpPlan(retry_on=["connect", "502", "503"])),
+                                      [pool("p", [bad.port, a.port], retries=2)]) as p:
+            for _ in range(100):
+                r, data = get(p.port)
+                assert r.status == 200
+                assert json.loads(data)["server"] == "a"
+    finally:
+        bad.close()
 
 
 def test_pipelined_requests_answered_in_order(two):
