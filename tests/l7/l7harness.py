@@ -207,6 +207,9 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # server_close must not wait, without a timeout, for a handler whose client never closed (a
+    # proxy that failed its test): its daemon thread ends with the process
+    block_on_close = False
 
 
 class Backend:
@@ -305,7 +308,17 @@ class RawBackend:
 
     def __exit__(self, *a):
         self._stop = True
-        self.sock.close()
+        close_listener(self.sock)
+
+
+def close_listener(sock: socket.socket) -> None:
+    """Close a listening socket another thread may be blocked in accept() on: shutdown wakes it
+    (accept fails), where close alone would leave the thread blocked for the rest of the run."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def raw_exchange(port: int, data: bytes, timeout: float = 3.0, shut: bool = False) -> bytes:

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from adc.config.plan import HttpPlan, RoutePlan
-from l7harness import Backend, Proxy, free_port, pool, raw_exchange, vip
+from l7harness import Backend, Proxy, close_listener, free_port, pool, raw_exchange, vip
 
 
 def get(port, path="/", method="GET", headers=None, body=None, conn=None):
@@ -218,7 +218,7 @@ class AcceptsThenCloses:
             c.close()
 
     def close(self):
-        self.sock.close()
+        close_listener(self.sock)
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])

@@ -9,7 +9,7 @@ import threading
 
 from adc.config.plan import (FixedResponsePlan, HeaderOpsPlan, HttpPlan, RedirectPlan, RewritePlan,
                              RoutePlan)
-from l7harness import Backend, FastBackend, Proxy, pool, vip
+from l7harness import Backend, FastBackend, Proxy, close_listener, pool, vip
 
 
 def req(port, path="/", method="GET", headers=None, conn=None):
@@ -190,7 +190,7 @@ class HangUp:
         return self
 
     def __exit__(self, *a):
-        self.sock.close()
+        close_listener(self.sock)
 
 
 def test_member_closing_before_a_response_is_retried_where_502_is():

@@ -10,7 +10,7 @@ import struct
 import subprocess
 import threading
 
-from l7harness import Backend, Proxy, pool, vip
+from l7harness import Backend, Proxy, close_listener, pool, vip
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -93,7 +93,7 @@ class WsEchoMember:
             c.close()
 
     def close(self):
-        self.sock.close()
+        close_listener(self.sock)
 
 
 def test_websocket_echo_through_the_proxy():
