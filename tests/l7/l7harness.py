@@ -236,7 +236,46 @@ class Backend:
         self.srv.server_close()
 
 
-class RawBackend:
+class RawMember:
+    """A member on a raw loopback socket: each connection it accepts goes to serve(conn), in a
+    thread of its own (`threaded`) or in the accept thread. A subclass sets its own attributes
+    before calling __init__, which starts accepting; close() or leaving a `with` stops it."""
+    threaded = True
+    backlog = 64
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(self.backlog)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.threaded:
+                threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+            else:
+                self.serve(c)
+
+    def serve(self, c: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        close_listener(self.sock)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+class RawBackend(RawMember):
     """A member that records raw bytes and answers each connection with a canned response.
 
     `respond(conn, received_so_far) -> bytes | None` decides when to answer (None: keep reading).
@@ -244,28 +283,14 @@ class RawBackend:
 
     def __init__(self, response: bytes = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", respond=None,
                  close_after=False):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.response = response
         self.respond = respond
         self.close_after = close_after
         self.received: list[bytes] = []
         self.events: list[bytes] = []       # every recv, in arrival order
-        self._stop = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
+        super().__init__()
 
-    def _accept(self):
-        while not self._stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         idx = len(self.received)
         self.received.append(b"")
         c.settimeout(10)
@@ -301,14 +326,6 @@ class RawBackend:
     @property
     def all_received(self) -> bytes:
         return b"".join(self.received)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *a):
-        self._stop = True
-        close_listener(self.sock)
 
 
 def close_listener(sock: socket.socket) -> None:

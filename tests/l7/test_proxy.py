@@ -6,12 +6,11 @@ import json
 import socket
 import struct
 import subprocess
-import threading
 
 import pytest
 
 from adc.config.plan import HttpPlan, RoutePlan
-from l7harness import Backend, Proxy, close_listener, free_port, pool, raw_exchange, vip
+from l7harness import Backend, Proxy, RawMember, free_port, pool, raw_exchange, vip
 
 
 def get(port, path="/", method="GET", headers=None, body=None, conn=None):
@@ -195,30 +194,20 @@ def test_every_member_refusing_is_502():
         assert r.status == 502
 
 
-class AcceptsThenCloses:
+class AcceptsThenCloses(RawMember):
     """A member that accepts each connection and at once closes it, or resets it (SO_LINGER 0),
     before reading a byte: a member killed just after the kernel completed the handshake."""
+    threaded = False
+    backlog = 1024
 
     def __init__(self, reset: bool):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.port = self.sock.getsockname()[1]
         self.reset = reset
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__()
 
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            if self.reset:
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            c.close()
-
-    def close(self):
-        close_listener(self.sock)
+    def serve(self, c):
+        if self.reset:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
@@ -228,16 +217,13 @@ def test_member_closing_right_after_accept_is_retried_elsewhere(reset):
     connect and 502: closed before the request went out, it is a failed connect; after, an empty
     response. Never a request left waiting for a response that cannot come (the client's 5 s
     timeout is well under the proxy's 60 s response timeout)."""
-    bad = AcceptsThenCloses(reset)
-    try:
-        with Backend("a") as a, Proxy(vip(http=HttpPlan(retry_on=["connect", "502", "503"])),
-                                      [pool("p", [bad.port, a.port], retries=2)]) as p:
-            for _ in range(100):
-                r, data = get(p.port)
-                assert r.status == 200
-                assert json.loads(data)["server"] == "a"
-    finally:
-        bad.close()
+    with AcceptsThenCloses(reset) as bad, Backend("a") as a, \
+            Proxy(vip(http=HttpPlan(retry_on=["connect", "502", "503"])),
+                  [pool("p", [bad.port, a.port], retries=2)]) as p:
+        for _ in range(100):
+            r, data = get(p.port)
+            assert r.status == 200
+            assert json.loads(data)["server"] == "a"
 
 
 def test_pipelined_requests_answered_in_order(two):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import threading
 
 from adc.config.plan import (FixedResponsePlan, HeaderOpsPlan, HttpPlan, RedirectPlan, RewritePlan,
                              RoutePlan)
-from l7harness import Backend, FastBackend, Proxy, close_listener, pool, vip
+from l7harness import Backend, FastBackend, Proxy, RawMember, pool, vip
 
 
 def req(port, path="/", method="GET", headers=None, conn=None):
@@ -164,33 +162,18 @@ def post_statuses(port, path, n=2):
     return statuses
 
 
-class HangUp:
+class HangUp(RawMember):
     """A member that reads each request and closes the connection without a byte of response."""
+    threaded = False
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.requests = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
+        super().__init__()
 
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                if c.recv(65536):
-                    self.requests += 1
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *a):
-        close_listener(self.sock)
+    def serve(self, c):
+        with c:
+            if c.recv(65536):
+                self.requests += 1
 
 
 def test_member_closing_before_a_response_is_retried_where_502_is():

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import threading
 import time
 
-from l7harness import Proxy, pool, vip
+from l7harness import Proxy, RawMember, pool, vip
 
 SIZE = int(os.environ.get("ADC_L7_BIG_BYTES", 1 << 30))
 MEMORY_BOUND = 64 << 20
@@ -21,26 +20,14 @@ def rss() -> int:
     return 0
 
 
-class BulkMember:
+class BulkMember(RawMember):
     """PUT: counts the body bytes and answers their number. GET: sends SIZE zero bytes."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.received = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         with c:
             buf = b""
             while b"\r\n\r\n" not in buf:
@@ -90,19 +77,19 @@ class PeakRss:
 
 
 def test_1gib_upload_and_download_with_bounded_memory(tmp_path):
-    m = BulkMember()
-    big = tmp_path / "big"
-    with open(big, "wb") as f:
-        f.truncate(SIZE)            # sparse: zeros without using the disk
-    with Proxy(vip(), [pool("p", [m.port])]) as p:
-        base = rss()
-        with PeakRss() as peak:
-            up = subprocess.run(["curl", "-s", "-T", str(big), f"http://127.0.0.1:{p.port}/upload"],
-                                capture_output=True, timeout=300)
-            down = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
-                                   f"http://127.0.0.1:{p.port}/download"], capture_output=True, timeout=300)
-        assert up.stdout == str(SIZE).encode()
-        assert m.received == SIZE
-        assert down.stdout.decode() == f"200 {SIZE}"
-        assert peak.peak - base < MEMORY_BOUND, f"grew {(peak.peak - base) >> 20} MiB"
-        assert p.counter(1, "bytes_in") > SIZE and p.counter(1, "bytes_out") > SIZE
+    with BulkMember() as m:
+        big = tmp_path / "big"
+        with open(big, "wb") as f:
+            f.truncate(SIZE)            # sparse: zeros without using the disk
+        with Proxy(vip(), [pool("p", [m.port])]) as p:
+            base = rss()
+            with PeakRss() as peak:
+                up = subprocess.run(["curl", "-s", "-T", str(big), f"http://127.0.0.1:{p.port}/upload"],
+                                    capture_output=True, timeout=300)
+                down = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                                       f"http://127.0.0.1:{p.port}/download"], capture_output=True, timeout=300)
+            assert up.stdout == str(SIZE).encode()
+            assert m.received == SIZE
+            assert down.stdout.decode() == f"200 {SIZE}"
+            assert peak.peak - base < MEMORY_BOUND, f"grew {(peak.peak - base) >> 20} MiB"
+            assert p.counter(1, "bytes_in") > SIZE and p.counter(1, "bytes_out") > SIZE

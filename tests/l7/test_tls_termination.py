@@ -19,7 +19,7 @@ import pytest
 from adc.fields import TLS_FAILURES, TLS_HANDSHAKES
 from adc.config.plan import HttpPlan, TlsPlan, VipPlan
 from adc.tls.labca import LabCA
-from l7harness import Backend, Proxy, pool
+from l7harness import Backend, Proxy, RawMember, pool
 
 ENGINES = ["c", "uvloop"]
 HOST = "a.example.org"
@@ -305,21 +305,16 @@ def test_without_the_module_uvloops_ssl_serves(certs, monkeypatch, caplog):
     assert "adc.tls._conn is not built" in caplog.text
 
 
-class TrickleMember:
+class TrickleMember(RawMember):
     """A member that answers with a chunked body of many tiny chunks, each its own send: many small
     writes by the proxy to the client."""
+    threaded = False
 
     def __init__(self, chunks: int):
-        import threading
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.chunks = chunks
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        c, _ = self.sock.accept()
+    def serve(self, c):
         with c:
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             buf = b""
@@ -336,8 +331,7 @@ class TrickleMember:
 
 def test_many_small_writes_arrive_whole_and_in_order(engine, certs):
     import http.client
-    m = TrickleMember(2000)
-    with Proxy(https_vip(certs), [pool("p", [m.port])]) as p:
+    with TrickleMember(2000) as m, Proxy(https_vip(certs), [pool("p", [m.port])]) as p:
         ctx = ssl.create_default_context(cafile=certs[2])
         c = http.client.HTTPSConnection(HOST, p.port, context=ctx, timeout=10)
         c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", p.port), timeout=10), server_hostname=HOST)

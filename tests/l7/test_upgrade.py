@@ -8,9 +8,8 @@ import os
 import socket
 import struct
 import subprocess
-import threading
 
-from l7harness import Backend, Proxy, close_listener, pool, vip
+from l7harness import Backend, Proxy, RawMember, pool, vip
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -53,26 +52,14 @@ def ws_read(sock) -> bytes:
     return data
 
 
-class WsEchoMember:
+class WsEchoMember(RawMember):
     """A WebSocket echo server on a raw socket: handshake, then echo each text frame."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.heads = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         buf = b""
         while b"\r\n\r\n" not in buf:
             d = c.recv(4096)
@@ -91,9 +78,6 @@ class WsEchoMember:
                 c.sendall(ws_frame(b"echo:" + msg, mask=False))
         except (EOFError, OSError):
             c.close()
-
-    def close(self):
-        close_listener(self.sock)
 
 
 def test_websocket_echo_through_the_proxy():
