@@ -5,7 +5,6 @@ from adc.tls.includes.openssl cimport SSL, SSL_CTX, BIO
 cdef class TlsServer:
     cdef readonly object tls, app_factory, loop, dispatch_py
     cdef readonly double handshake_timeout
-    cdef readonly long long handshakes, handshake_failures, resumed
     # the worker's counters and the VIP's slot (adc.control.metrics: adc_vip_tls_*); None: not counted
     cdef public CounterRegion counters
     cdef public Py_ssize_t slot
@@ -46,3 +45,4 @@ cdef class TlsConn:
     cdef _flush(self)
     cdef _fail(self, str what)
     cdef _shrink_bios(self)
+    cdef _used(self)

@@ -287,9 +287,7 @@ cdef class TlsConn:
     def data_received(self, data):
         if self.ssl == NULL or self.closing:
             return
-        self.busy = True
-        if not self.held and KEEP_BUFFERS:
-            self.server._hold(self)
+        self._used()
         cdef Py_buffer view
         if type(data) is bytes:
             BIO_write(self.rbio, PyBytes_AS_STRING(data), len(<bytes>data))
@@ -353,6 +351,12 @@ cdef class TlsConn:
         return _capacity(self.rbio) + _capacity(self.wbio) if self.ssl != NULL else 0
 
     # ----------------------------------------------------------------- internals
+    cdef _used(self):
+        # I/O since the last sweep; a connection that kept no buffers asks to keep them
+        self.busy = True
+        if not self.held and KEEP_BUFFERS:
+            self.server._hold(self)
+
     cdef _shrink_bios(self):
         """An idle connection's empty memory BIOs, grown by a large body, become new small ones."""
         if self.ssl == NULL or _held(self.rbio) or _held(self.wbio):
@@ -376,7 +380,6 @@ cdef class TlsConn:
         self.hs_timer = None
         if not self.handshaken and not self.closing and self.raw is not None:
             logger.debug("vip %s: TLS handshake timed out", self.server.tls.vip)
-            self.server.handshake_failures += 1
             self.server.count(TLS_FAILURES)
             self.closing = True
             self.raw.abort()
@@ -396,10 +399,8 @@ cdef class TlsConn:
         cdef int r = SSL_do_handshake(self.ssl)
         if r == 1:
             self.handshaken = True
-            self.server.handshakes += 1
             self.server.count(TLS_HANDSHAKES)
             if SSL_session_reused(self.ssl):
-                self.server.resumed += 1
                 self.server.count(TLS_RESUMED)
             if self.hs_timer is not None:
                 self.hs_timer.cancel()
@@ -418,7 +419,6 @@ cdef class TlsConn:
             # ours, not the client's (logged above): an error of the VIP
             self.server.count(ERRORS)
         else:
-            self.server.handshake_failures += 1
             self.server.count(TLS_FAILURES)
         self._fail("TLS handshake failed")
 
@@ -511,9 +511,7 @@ cdef class TlsConn:
         if r <= 0:
             self._fail("TLS write failed")
             return
-        self.busy = True
-        if not self.held and KEEP_BUFFERS:
-            self.server._hold(self)
+        self._used()
         self._flush()
 
     def writelines(self, list_of_data):
