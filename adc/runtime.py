@@ -213,12 +213,16 @@ class PoolRuntime:
                 self._rr_members = elig
         starts = [m.ramp_start for m in self.members if m.ramp_start]
         if not self._slow_start or not starts:
-            for m in self.members:
-                m.ramp_start = 0.0
-            self._ramping = False
+            self._end_ramp()
         else:
             self._ramping = True
             self._ramp_end = max(starts) + self._slow_start
+            self._set_rr()
+
+    def _end_ramp(self) -> None:
+        for m in self.members:
+            m.ramp_start = 0.0
+        self._ramping = False
         self._set_rr()
 
     def _set_rr(self) -> None:
@@ -269,10 +273,7 @@ class PoolRuntime:
         """
         now = self._clock()
         if now >= self._ramp_end:
-            for x in self.members:
-                x.ramp_start = 0.0
-            self._ramping = False
-            self._set_rr()
+            self._end_ramp()
             return m
         first = m
         while m is not None and m.ramp_start:
@@ -281,8 +282,7 @@ class PoolRuntime:
                 m.ramp_start = 0.0
                 if not any(x.ramp_start for x in self.members):
                     # the last ramp ended here, not at _ramp_end: pick() would never call us again
-                    self._ramping = False
-                    self._set_rr()
+                    self._end_ramp()
                 return m
             if self._rng() < frac:
                 return m
