@@ -122,10 +122,10 @@ def tls_main(args, lst, up, counters) -> int:
     from adc.tls.labca import LabCA
     from adc.tls.server import ServerTls
 
-    d = tempfile.mkdtemp(prefix="adc-l7-instructions-")
-    cert, key = LabCA().issue(d, "web", dns=["bench.test"])
-    lst.tls = ServerTls(TlsPlan(certificates=[("web", cert, key, None)]), "web", lst.ctx.loop)
-    srv = lst.tls.c_server(lambda: proxy.ClientConn(lst), 60.0)
+    with tempfile.TemporaryDirectory(prefix="adc-l7-instructions-") as d:
+        cert, key = LabCA().issue(d, "web", dns=["bench.test"])
+        lst.tls = ServerTls(TlsPlan(certificates=[("web", cert, key, None)]), "web", lst.ctx.loop)
+        srv = lst.tls.c_server(lambda: proxy.ClientConn(lst), 60.0)     # reads the key files
     assert srv is not None, "adc.tls._conn is not available"
     raw = Transport()
     raw.sent = collections.deque()
