@@ -97,7 +97,7 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
     cdef Py_ssize_t ns, ne, vs, ve, i, k = 0, lines = 0
     cdef unsigned char c
     cdef bint upper
-    cdef bytes name, lname, value
+    cdef bytes lname
     cdef char *w
     cdef unsigned long long lmask = _len_mask(special)
     # the two sets of the parsers: names recognised in C, no bytes made for the name nor hashed
@@ -132,41 +132,31 @@ cdef Py_ssize_t _scan_fields(bytes head, Py_ssize_t pos, special, list fields, l
             ve -= 1
         pos += 2
         i = ne - ns
-        if not (lmask >> (i if i < 63 else 63)) & 1:
-            # no special name has this length
-            if kept != NULL:
-                k = _put_line(kept, k, p, ns, ne, vs, ve)
+        if (lmask >> (i if i < 63 else 63)) & 1:
+            # a special name has this length: is it one?
+            if known:
+                i = _special_index(p + ns, ne - ns, known == 2)
+                if i >= 0:
+                    specials.append((<object> _SPECIAL_OBJ[i],
+                                     PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
+                    continue
             else:
-                fields.append((PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns),
-                               PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
-            continue
-        if known:
-            i = _special_index(p + ns, ne - ns, known == 2)
-            if i < 0:
-                if kept != NULL:
-                    k = _put_line(kept, k, p, ns, ne, vs, ve)
+                if upper:
+                    # a new object to write into (a one-byte bytes made from data is a shared one)
+                    lname = PyBytes_FromStringAndSize(NULL, ne - ns)
+                    w = PyBytes_AS_STRING(lname)
+                    for i in range(ne - ns):
+                        w[i] = LOWER[p[ns + i]]
                 else:
-                    fields.append((PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns),
-                                   PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
-            else:
-                specials.append((<object> _SPECIAL_OBJ[i],
-                                 PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
-            continue
-        name = PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns)
-        value = PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)
-        if upper:
-            lname = PyBytes_FromStringAndSize(NULL, ne - ns)
-            w = PyBytes_AS_STRING(lname)
-            for i in range(ne - ns):
-                w[i] = LOWER[p[ns + i]]
-        else:
-            lname = name
-        if lname in special:
-            specials.append((lname, value))
-        elif kept != NULL:
+                    lname = PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns)
+                if lname in special:
+                    specials.append((lname, PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
+                    continue
+        if kept != NULL:
             k = _put_line(kept, k, p, ns, ne, vs, ve)
         else:
-            fields.append((name, value))
+            fields.append((PyBytes_FromStringAndSize(<const char *> p + ns, ne - ns),
+                           PyBytes_FromStringAndSize(<const char *> p + vs, ve - vs)))
     if pos != end:
         raise ValueError("bare CR or LF in head")
     if count != NULL:
