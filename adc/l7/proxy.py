@@ -439,7 +439,7 @@ class ClientConn:
             self.last_io = _kit.now()
             up = self.up
             if up is not None:
-                up.transport.write(data)
+                up.write(data)
                 if self.member is not None:
                     _add(self.ctr, self.mslot, BYTES_IN, n)
 
@@ -1281,7 +1281,7 @@ class ClientConn:
         if self.buf:
             data = self.buf
             self.buf = b""
-            self.up.transport.write(data)
+            self.up.write(data)
         self.resume(P_PIPELINE | P_PENDING)
         if self.vs.tunnel_timeout:
             self._arm(self.vs.tunnel_timeout, self._on_tunnel_timeout, "tunnel")
