@@ -46,6 +46,10 @@ def test_slow_header_is_answered_408_at_the_header_timeout():
                 got += d
             except socket.timeout:
                 pass
+            except ConnectionResetError:
+                # bytes we dribbled after the proxy closed were answered with a reset: the
+                # connection is over (what it sent before is in `got`)
+                break
         s.close()
         assert got.startswith(b"HTTP/1.1 408")
         assert time.monotonic() - t0 < 4
